@@ -1,0 +1,1 @@
+"""skolflow: Prefect pipelines for Swedish and Norwegian school data."""

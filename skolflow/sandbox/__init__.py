@@ -1,0 +1,1 @@
+"""What every sandbox shares: the synthetic data set, fault injection, and the server runner."""
