@@ -9,7 +9,7 @@ tests can always read a sandbox's state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import random
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -23,6 +23,18 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ADMIN_PREFIX = "/_sandbox"
+
+
+class InjectedDrop(Exception):
+    """Raised by the middleware to make the server drop a connection; not an error of the sandbox."""
+
+
+class _HideInjectedDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], InjectedDrop))
+
+
+logging.getLogger("uvicorn.error").addFilter(_HideInjectedDrops())
 
 
 class FaultConfig(BaseModel):
@@ -108,8 +120,9 @@ class FaultInjector:
             # Promise a body and close without it: the client sees a connection dropped mid-answer.
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", b"1000")]})
-            with contextlib.suppress(Exception):  # the server refuses to end the short body: that is the drop
-                await send({"type": "http.response.body", "body": b"{", "more_body": False})
+            await send({"type": "http.response.body", "body": b"{", "more_body": True})
+            # Raising mid-body makes the server close the connection: the client sees it dropped.
+            raise InjectedDrop("connection dropped mid-answer (injected fault)")
 
 
 class _Swallow:

@@ -1,0 +1,76 @@
+"""Credentials as Prefect blocks (or environment variables), never in code, logs or flow parameters.
+
+Register the block types once (``prefect block register -m skolflow.blocks``), save one block per
+system in the UI or with ``skolflow credentials``-style scripts, and name it in the run
+(``--beda-block``) or in ``SKOLFLOW_<SYSTEM>_BLOCK``. Without a block, ``SKOLFLOW_<SYSTEM>_URL`` and the
+system's secret variables are read; the demo sets those to its sandboxes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar, Self
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+
+class MissingCredentials(RuntimeError):
+    """Neither a block nor the environment says how to reach a system."""
+
+
+class _ServiceBlock(Block):
+    env_prefix: ClassVar[str]
+    env_fields: ClassVar[dict[str, str]]
+
+    @classmethod
+    def from_env(cls) -> Self:
+        values = {name: os.environ.get(f"{cls.env_prefix}_{suffix}") for name, suffix in cls.env_fields.items()}
+        missing = [f"{cls.env_prefix}_{suffix}" for name, suffix in cls.env_fields.items()
+                   if values[name] is None and cls.model_fields[name].is_required()]
+        if missing:
+            raise MissingCredentials(
+                f"no {cls.__name__} block given and {', '.join(missing)} not set in the environment")
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    @classmethod
+    def resolve(cls, block_name: str | None = None) -> Self:
+        name = block_name or os.environ.get(f"{cls.env_prefix}_BLOCK")
+        if name:
+            return cls.load(name)
+        return cls.from_env()
+
+
+class BedaCredentials(_ServiceBlock):
+    """OAuth2 client credentials for Beda; they reach Beda's production database (no test environment)."""
+
+    _block_type_name = "skolflow Beda"
+    env_prefix: ClassVar[str] = "SKOLFLOW_BEDA"
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "client_id": "CLIENT_ID",
+                                            "client_secret": "CLIENT_SECRET"}
+
+    base_url: str = Field(default="https://gw.api.beda.uhr.se", description="Beda API base URL")
+    client_id: str
+    client_secret: SecretStr
+
+
+class BetygApiCredentials(_ServiceBlock):
+    """The school platform's Betyg and Betygsdokument APIs (same base URL, optional bearer token)."""
+
+    _block_type_name = "skolflow Betyg API"
+    env_prefix: ClassVar[str] = "SKOLFLOW_BETYG"
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "token": "TOKEN"}
+
+    base_url: str
+    token: SecretStr | None = None
+
+
+class SS12000Credentials(_ServiceBlock):
+    """The municipality's SS 12000 API: resolves platform GUIDs to personnummer and skolenhetskod."""
+
+    _block_type_name = "skolflow SS 12000"
+    env_prefix: ClassVar[str] = "SKOLFLOW_SS12000"
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "token": "TOKEN"}
+
+    base_url: str
+    token: SecretStr

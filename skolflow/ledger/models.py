@@ -1,0 +1,84 @@
+"""Ledger tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Outcome(StrEnum):
+    PENDING = "pending"  # about to be sent: if a run dies here, the next run asks the target what it holds
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # by the target, or by skolflow's own checks before sending
+    UNCHANGED = "unchanged"  # same content as last accepted: not sent
+    FAILED = "failed"  # transient failure that outlived the retries: will be sent again
+    PLANNED = "planned"  # dry run: built and validated, not sent
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "skolflow_run"
+
+    id: str = Field(primary_key=True)
+    pipeline: str = Field(index=True)
+    scope: str = Field(default="", index=True)  # e.g. the anslutningspart or huvudman
+    flow_run_id: str | None = None
+    started_at: dt.datetime = Field(default_factory=utcnow)
+    finished_at: dt.datetime | None = None
+    status: str = "running"
+    dry_run: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class RecordOutcome(SQLModel, table=True):
+    __tablename__ = "skolflow_record_outcome"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, foreign_key="skolflow_run.id")
+    pipeline: str = Field(index=True)
+    scope: str = Field(default="", index=True)
+    record_key: str = Field(index=True)  # the target's key, e.g. personnummer: kept here, masked when shown
+    source_key: str = ""  # the source's key, e.g. the platform GUID
+    unit: str = ""  # school unit code or similar, for selection in history
+    content_hash: str = ""
+    outcome: str = Field(index=True)
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    request_body: str | None = Field(default=None, sa_column=Column(Text))
+    response_body: str | None = Field(default=None, sa_column=Column(Text))
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SentState(SQLModel, table=True):
+    """What the target holds per record, as last accepted: the base of the diff."""
+
+    __tablename__ = "skolflow_sent_state"
+    __table_args__ = (UniqueConstraint("pipeline", "scope", "record_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pipeline: str = Field(index=True)
+    scope: str = Field(index=True)
+    record_key: str = Field(index=True)
+    content_hash: str
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    run_id: str
+    accepted_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Watermark(SQLModel, table=True):
+    __tablename__ = "skolflow_watermark"
+    __table_args__ = (UniqueConstraint("pipeline", "scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pipeline: str
+    scope: str
+    value: dt.datetime
+    run_id: str
+    updated_at: dt.datetime = Field(default_factory=utcnow)

@@ -1,0 +1,38 @@
+"""Where skolflow keeps its data and which profile it runs in, from the environment.
+
+Read at the edges (tasks, flows, CLI) only: connectors never see settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class Profile(StrEnum):
+    SANDBOX = "sandbox"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+DEFAULT_DATA_DIR = Path.home() / ".skolflow"
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: Profile
+    data_dir: Path
+    database_url: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("SKOLFLOW_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+        url = os.environ.get("SKOLFLOW_DATABASE_URL") or f"sqlite:///{data_dir / 'ledger.db'}"
+        try:
+            profile = Profile(os.environ.get("SKOLFLOW_PROFILE", Profile.SANDBOX.value).lower())
+        except ValueError as exc:
+            allowed = ", ".join(p.value for p in Profile)
+            raise ValueError(f"SKOLFLOW_PROFILE must be one of {allowed}") from exc
+        return cls(profile=profile, data_dir=data_dir, database_url=url)

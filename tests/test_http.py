@@ -1,0 +1,104 @@
+import httpx
+import pytest
+import respx
+
+from skolflow.connectors.http import (
+    RateLimiter,
+    RemoteError,
+    RetryPolicy,
+    TransientError,
+    build_client,
+    request,
+    retry_after_seconds,
+)
+
+FAST = RetryPolicy(attempts=4, backoff_base=0.001, backoff_max=0.01)
+BASE = "https://api.example.se"
+
+
+@respx.mock
+async def test_transient_status_and_network_errors_are_retried() -> None:
+    route = respx.get(f"{BASE}/x").mock(side_effect=[
+        httpx.Response(503), httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(200, json={})])
+    retries: list[str] = []
+    async with build_client(BASE) as client:
+        response = await request(client, "demo", "GET", "/x", retry=FAST, on_retry=lambda n, why: retries.append(why))
+    assert response.status_code == 200 and route.call_count == 4
+    assert retries == ["HTTP 503", "ConnectError: refused", "ReadTimeout: slow"]
+
+
+@respx.mock
+async def test_validation_errors_are_never_retried_and_keep_the_remote_body() -> None:
+    route = respx.post(f"{BASE}/x").mock(return_value=httpx.Response(422, json={"fel": [{"kod": "K"}]}))
+    async with build_client(BASE) as client:
+        with pytest.raises(RemoteError) as info:
+            await request(client, "beda", "POST", "/x", retry=FAST)
+    assert route.call_count == 1
+    assert info.value.status_code == 422 and '"kod":"K"' in info.value.body.replace(" ", "")
+
+
+@respx.mock
+async def test_exhausted_retries_raise_transient_error() -> None:
+    respx.get(f"{BASE}/x").mock(return_value=httpx.Response(502, text="bad gateway"))
+    async with build_client(BASE) as client:
+        with pytest.raises(TransientError, match="502"):
+            await request(client, "demo", "GET", "/x", retry=FAST)
+
+
+@respx.mock
+async def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("skolflow.connectors.http.asyncio.sleep", fake_sleep)
+    respx.get(f"{BASE}/x").mock(side_effect=[httpx.Response(429, headers={"Retry-After": "7"}),
+                                             httpx.Response(200)])
+    async with build_client(BASE) as client:
+        await request(client, "demo", "GET", "/x", retry=FAST)
+    assert waits == [7.0]
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "3"})) == 3.0
+    assert retry_after_seconds(httpx.Response(429, headers={"X-RateLimit-Reset": "2"})) == 2.0
+    assert retry_after_seconds(httpx.Response(429, headers={"X-RateLimit-Reset": "2000000010"}),
+                               now=2000000000) == 10.0
+    date = "Wed, 21 Oct 2015 07:28:05 GMT"
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": date}), now=1445412480) == 5.0
+    assert retry_after_seconds(httpx.Response(429)) is None
+
+
+@respx.mock
+async def test_prepare_sets_fresh_headers_on_each_attempt() -> None:
+    seen: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Authorization"])
+        return httpx.Response(503 if len(seen) == 1 else 200)
+
+    respx.get(f"{BASE}/x").mock(side_effect=record)
+    tokens = iter(["Bearer one", "Bearer two"])
+
+    async def prepare() -> dict[str, str]:
+        return {"Authorization": next(tokens)}
+
+    async with build_client(BASE) as client:
+        await request(client, "demo", "GET", "/x", retry=FAST, prepare=prepare)
+    assert seen == ["Bearer one", "Bearer two"]
+
+
+async def test_rate_limiter_spaces_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(round(seconds, 3))
+
+    monkeypatch.setattr("skolflow.connectors.http.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("skolflow.connectors.http.asyncio.sleep", fake_sleep)
+    limiter = RateLimiter(5)
+    for _ in range(3):
+        await limiter.acquire()
+    assert waits == [0.2, 0.4]
