@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from skolflow.identity import mask_text
+
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=20)
 
@@ -38,7 +40,8 @@ class RemoteError(Exception):
         self.body = body
         self.method = method
         self.url = url
-        super().__init__(f"{system} answered {status_code} to {method} {url}: {body[:500]}")
+        # The remote body may echo an identity number back: the message is what logs and the UI show.
+        super().__init__(f"{system} answered {status_code} to {method} {url}: {mask_text(body[:500])}")
 
 
 class TransientError(RemoteError):

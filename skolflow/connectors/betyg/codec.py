@@ -1,0 +1,237 @@
+"""Reading and writing Betyg API documents (namespace ``http://pingpong.se/schemas/grades/v1.1``).
+
+Reading streams: :func:`iter_students` yields one :class:`StudentGrades` at a time through
+:func:`skolflow.connectors.xmlsafe.iterparse`, so a window with tens of thousands of students is read
+with flat memory. :func:`validate_schema` checks a document against the official XSD (a copy kept in
+``schemas/betyg/``). :func:`encode` writes a document incrementally; the sandbox answers with it.
+
+The XSD value helpers here (``xs:date``, ``xs:boolean``, ``xs:dateTime``) are shared with the
+Betygsdokument codec: both APIs come from the same platform and use the same XML conventions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import IO
+
+from lxml import etree
+
+from skolflow.connectors import xmlsafe
+from skolflow.connectors.betyg.models import AMNESBETYG, GRADE_KINDS, KURSBETYG, GradeRecord, StudentGrades, Termin
+
+NAMESPACE = "http://pingpong.se/schemas/grades/v1.1"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
+SCHEMA_PATH = SCHEMA_DIR / "betyg" / "betyg.xsd"
+
+Source = str | Path | IO[bytes]
+
+_XS_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?$")
+
+
+class InvalidDocumentError(xmlsafe.XmlDocumentError):
+    """A well-formed document that lacks what its schema requires (validate it first to see every fault)."""
+
+
+def parse_xs_date(text: str | None) -> dt.date:
+    """An ``xs:date``; a time zone suffix, which the type allows, is dropped (a decision date has no zone)."""
+    match = _XS_DATE.match((text or "").strip())
+    if not match:
+        raise InvalidDocumentError(f"not an xs:date: {text!r}")
+    try:
+        return dt.date(*(int(part) for part in match.groups()))
+    except ValueError as exc:
+        raise InvalidDocumentError(f"not an xs:date: {text!r}") from exc
+
+
+def parse_xs_boolean(text: str | None) -> bool:
+    value = (text or "").strip()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise InvalidDocumentError(f"not an xs:boolean: {text!r}")
+
+
+def _xs_integer(text: str | None) -> int:
+    try:
+        return int((text or "").strip())
+    except ValueError as exc:
+        raise InvalidDocumentError(f"not an xs:integer: {text!r}") from exc
+
+
+def parse_xs_datetime(text: str | None) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat((text or "").strip())
+    except ValueError as exc:
+        raise InvalidDocumentError(f"not an xs:dateTime: {text!r}") from exc
+
+
+def format_xs_datetime(value: dt.datetime) -> str:
+    """``yyyy-MM-ddTHH:mm:ss``, the form the platform writes in the root's ``from``/``tom``."""
+    return value.isoformat(timespec="seconds")
+
+
+def xs_boolean(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def window_of(source: Source, root_tag: str) -> tuple[dt.datetime, dt.datetime]:
+    """The ``from``/``tom`` attributes of a platform document's root, read from its first tag only."""
+    attributes = xmlsafe.root_attributes(source)
+    if "from" not in attributes or "tom" not in attributes:
+        raise InvalidDocumentError(f"<{root_tag}> lacks its required from/tom attributes")
+    return parse_xs_datetime(attributes["from"]), parse_xs_datetime(attributes["tom"])
+
+
+@cache
+def load_schema(path: Path) -> etree.XMLSchema:
+    """The project's own copy of an official XSD (trusted, so lxml may read it directly)."""
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def validate_against(schema_path: Path, source: Source | bytes) -> list[str]:
+    """Every XSD violation as ``"line N: message"``; empty when the document is valid.
+
+    The document is parsed through xmlsafe first, so a document declaring entities raises
+    :class:`~skolflow.connectors.xmlsafe.UnsafeXmlError` (and a malformed one
+    :class:`~skolflow.connectors.xmlsafe.MalformedXmlError`) instead of being validated.
+    """
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, str | Path):
+        data = Path(source).read_bytes()
+    else:
+        data = source.read()
+    root = xmlsafe.parse(data)
+    schema = load_schema(schema_path)
+    if schema.validate(root):
+        return []
+    return [f"line {error.line}: {error.message}" for error in schema.error_log]
+
+
+def validate_schema(source: Source | bytes) -> list[str]:
+    """Validate a Betyg API document against ``schemas/betyg/betyg.xsd``; see :func:`validate_against`."""
+    return validate_against(SCHEMA_PATH, source)
+
+
+def read_window(source: Source) -> tuple[dt.datetime, dt.datetime]:
+    """The (from, tom) the platform says produced the document."""
+    return window_of(source, "betyg")
+
+
+def _q(name: str) -> str:
+    return f"{{{NAMESPACE}}}{name}"
+
+
+def _child(element: etree._Element, name: str, where: str) -> etree._Element:
+    found = element.find(_q(name))
+    if found is None:
+        raise InvalidDocumentError(f"{where}: <{element.tag.split('}')[-1]}> lacks <{name}>")
+    return found
+
+
+def _optional_text(element: etree._Element, name: str) -> str | None:
+    found = element.find(_q(name))
+    return None if found is None else (found.text or "")
+
+
+def _grade(element: etree._Element, student_id: str) -> GradeRecord:
+    kind = element.tag.split("}")[-1]
+    where = f"elev {student_id}"
+    decided_by = _child(element, "beslutsfattare", where)
+    common = {
+        "kind": kind,
+        "value": _child(element, "value", where).text or "",
+        "datum": parse_xs_date(_child(element, "datum", where).text),
+        "provning": parse_xs_boolean(_child(element, "prövning", where).text),
+        "betygsgrupp": _optional_text(element, "betygsgrupp"),
+        "skola": _child(element, "skola", where).text or "",
+        "beslutsfattare_roll": decided_by.get("roll", ""),
+        "beslutsfattare": tuple(person.text or "" for person in decided_by.iterfind(_q("person"))),
+        "skolform": _child(element, "skolform", where).text or "",
+    }
+    if kind == KURSBETYG:
+        return GradeRecord(
+            **common,
+            code=_child(element, "kurskod", where).text or "",
+            omdome=parse_xs_boolean(_child(element, "omdöme", where).text),
+        )
+    term = element.find(_q("termin"))
+    return GradeRecord(
+        **common,
+        code=_child(element, "ämnesförkortning", where).text or "",
+        sprak=_optional_text(element, "språk"),
+        termin=None if term is None else Termin((_child(term, "typ", where).text or "").strip(),
+                                                _xs_integer(_child(term, "år", where).text)),
+        slutbetyg=parse_xs_boolean(_child(element, "slutbetyg", where).text),
+    )
+
+
+def student_from_element(element: etree._Element) -> StudentGrades:
+    """One `<elev>` element as a StudentGrades; the pipeline validates each element before building it."""
+    student_id = element.get("id")
+    if student_id is None:
+        raise InvalidDocumentError("<elev> lacks its required id attribute")
+    grades = tuple(_grade(child, student_id) for child in element
+                   if isinstance(child.tag, str) and child.tag in (_q(AMNESBETYG), _q(KURSBETYG)))
+    return StudentGrades(student_id, grades)
+
+
+def iter_students(source: Source) -> Iterator[StudentGrades]:
+    """Each ``<elev>`` of the document in order, built and released one at a time."""
+    for element in xmlsafe.iterparse(source, _q("elev")):
+        yield student_from_element(element)
+
+
+def _leaf(xf: etree.xmlfile, name: str, text: str) -> None:
+    with xf.element(_q(name)):
+        xf.write(text)
+
+
+def _write_grade(xf: etree.xmlfile, grade: GradeRecord) -> None:
+    with xf.element(_q(grade.kind)):
+        _leaf(xf, "value", grade.value)
+        _leaf(xf, "datum", grade.datum.isoformat())
+        _leaf(xf, "prövning", xs_boolean(grade.provning))
+        if grade.betygsgrupp is not None:
+            _leaf(xf, "betygsgrupp", grade.betygsgrupp)
+        _leaf(xf, "skola", grade.skola)
+        with xf.element(_q("beslutsfattare"), roll=grade.beslutsfattare_roll):
+            for person in grade.beslutsfattare:
+                _leaf(xf, "person", person)
+        _leaf(xf, "skolform", grade.skolform)
+        if grade.kind == KURSBETYG:
+            _leaf(xf, "kurskod", grade.code)
+            _leaf(xf, "omdöme", xs_boolean(grade.omdome))
+            return
+        _leaf(xf, "ämnesförkortning", grade.code)
+        if grade.sprak is not None:
+            _leaf(xf, "språk", grade.sprak)
+        if grade.termin is not None:
+            with xf.element(_q("termin")):
+                _leaf(xf, "typ", grade.termin.typ)
+                _leaf(xf, "år", str(grade.termin.ar))
+        _leaf(xf, "slutbetyg", xs_boolean(True if grade.slutbetyg is None else grade.slutbetyg))
+
+
+def encode(out: IO[bytes] | Path, students: Iterable[StudentGrades], start: dt.datetime, end: dt.datetime) -> None:
+    """Write a ``<betyg from= tom=>`` document, one student at a time (``students`` may be a generator).
+
+    The XSD wants a student's ämnesbetyg before their kursbetyg; grades are written in that order,
+    each kind keeping its given order. An ämnesbetyg without ``slutbetyg`` is written as a slutbetyg,
+    which the XSD documents as the value for school forms without terminsbetyg.
+    """
+    with etree.xmlfile(str(out) if isinstance(out, Path) else out, encoding="utf-8") as xf:
+        xf.write_declaration()
+        root_attributes = {"from": format_xs_datetime(start), "tom": format_xs_datetime(end)}
+        with xf.element(_q("betyg"), root_attributes, nsmap={None: NAMESPACE}):
+            for student in students:
+                with xf.element(_q("elev"), id=student.student_id):
+                    for kind in GRADE_KINDS:
+                        for grade in student.grades:
+                            if grade.kind == kind:
+                                _write_grade(xf, grade)

@@ -1,0 +1,482 @@
+"""Betyg API connector: codec against the official example and XSD, document rules, client (respx), sandbox (HTTP)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from skolflow.connectors.betyg import codec
+from skolflow.connectors.betyg.client import BetygClient, format_window
+from skolflow.connectors.betyg.models import GradeRecord, StudentGrades, Termin
+from skolflow.connectors.betyg.rules import Problem, check_document, check_student
+from skolflow.connectors.betyg.sandbox import create_app, select_students
+from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy, TransientError
+from skolflow.connectors.xmlsafe import UnsafeXmlError
+from skolflow.sandbox.dataset import Dataset, generate
+from skolflow.sandbox.faults import FaultConfig
+from skolflow.sandbox.runner import SandboxServer, with_faults
+
+EXAMPLE = Path(__file__).parent / "data" / "betyg-exempel.xml"
+NS = codec.NAMESPACE
+FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.0))
+ELEV_1 = "{d7b3374b-985a-4d43-9558-189e6643755a}"
+ELEV_2 = "{7b080db7-1591-4c67-94d6-28adfcf52396}"
+ELEV_3 = "{96ab211c-4937-49e3-8fdc-e144447c2138}"
+
+
+def _grade(**changes: object) -> GradeRecord:
+    base = {
+        "kind": "ämnesbetyg", "value": "C", "datum": dt.date(2025, 5, 20), "provning": False,
+        "betygsgrupp": "{11111111-2222-3333-4444-555555555555}", "skola": "{bdcacf8c-0930-11e5-a6c0-1697f925ec7b}",
+        "beslutsfattare_roll": "LÄRARE", "beslutsfattare": ("{96ab211c-4937-49e3-8fdc-e144447c2138}",),
+        "skolform": "GR", "code": "MA", "termin": Termin("VT", 2025), "slutbetyg": False,
+    }
+    return GradeRecord(**{**base, **changes})
+
+
+# --- codec -------------------------------------------------------------------------------------------------
+
+
+def test_official_example_parses_with_ids_kept_as_written() -> None:
+    students = list(codec.iter_students(EXAMPLE))
+
+    assert [s.student_id for s in students] == [ELEV_1, ELEV_2, ELEV_3]
+    assert [len(s.grades) for s in students] == [2, 2, 3]
+    first, second = students[0].grades
+    assert (first.kind, first.code, first.value, first.beslutsfattare_roll, first.beslutsfattare) == (
+        "kursbetyg", "ATVREP0", "A", "EXTERN", ())
+    assert first.betygsgrupp is None and first.slutbetyg is None and first.omdome is False
+    assert second.provning is True and second.betygsgrupp == ELEV_1 and second.datum == dt.date(2014, 12, 19)
+    subject = students[1].grades[0]
+    assert (subject.kind, subject.code, subject.sprak, subject.termin, subject.slutbetyg) == (
+        "ämnesbetyg", "MLDEU", "DEU", None, True)
+    assert students[2].grades[0].termin == Termin("HT", 2014)
+    assert students[2].grades[1].beslutsfattare == ("{96ab211c-4937-49e3-8fdc-e144447c2138",
+                                                    "{56772461-ccd3-47f8-8d2c-c097675b2af7}")
+
+
+def test_official_example_is_schema_valid_and_tells_its_window() -> None:
+    assert codec.validate_schema(EXAMPLE) == []
+    assert codec.read_window(EXAMPLE) == (dt.datetime(2014, 12, 17, 9, 0), dt.datetime(2015, 12, 19, 9, 0))
+
+
+def test_schema_violations_are_listed_with_line_numbers() -> None:
+    broken = EXAMPLE.read_bytes().replace(b"<value>A</value>", b"<value>X</value>", 1)
+    errors = codec.validate_schema(broken)
+    assert len(errors) == 1
+    assert errors[0].startswith("line ") and "'X'" in errors[0]
+
+
+def test_encode_writes_a_schema_valid_document_that_reads_back_the_same() -> None:
+    students = [
+        StudentGrades("{d7b3374b-985a-4d43-9558-189e6643755a}", (
+            _grade(kind="kursbetyg", skolform="GY", code="MATMAT01a", termin=None, slutbetyg=None),
+            _grade(code="M2DEU", sprak="DEU"),
+            _grade(kind="kursbetyg", skolform="VUX", code="ORIENT1", value="G", omdome=True, termin=None,
+                   slutbetyg=None, beslutsfattare_roll="EXTERN", beslutsfattare=(), betygsgrupp=None),
+        )),
+        StudentGrades("{7b080db7-1591-4c67-94d6-28adfcf52396}", ()),
+    ]
+    out = io.BytesIO()
+    codec.encode(out, iter(students), dt.datetime(2025, 6, 1, 8, 0), dt.datetime(2025, 6, 2, 8, 0))
+    data = out.getvalue()
+
+    assert codec.validate_schema(data) == []
+    assert b'from="2025-06-01T08:00:00" tom="2025-06-02T08:00:00"' in data
+    back = list(codec.iter_students(io.BytesIO(data)))
+    # The XSD puts a student's ämnesbetyg before their kursbetyg.
+    first = students[0].grades
+    assert back == [StudentGrades(students[0].student_id, (first[1], first[0], first[2])), students[1]]
+
+
+def _many_students(count: int) -> Iterator[StudentGrades]:
+    for n in range(count):
+        yield StudentGrades(f"{{00000000-0000-4000-8000-{n:012x}}}", (_grade(), _grade(code="SV", value="A")))
+
+
+class _CountingReader(io.RawIOBase):
+    """A file whose reads are counted, to see how much of it the parser had read at a given moment."""
+
+    def __init__(self, path: Path):
+        self._file = path.open("rb")
+        self.consumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self.consumed += len(chunk)
+        return chunk
+
+
+def test_streaming_reads_a_large_document_one_student_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "betyg.xml"
+    codec.encode(path, _many_students(2000), dt.datetime(2025, 1, 1), dt.datetime(2025, 2, 1))
+    size = path.stat().st_size
+    reader = _CountingReader(path)
+
+    students = codec.iter_students(reader)
+    first = next(students)
+    read_before_first = reader.consumed
+    rest = sum(1 for _ in students)
+
+    assert first.student_id == "{00000000-0000-4000-8000-000000000000}" and len(first.grades) == 2
+    assert rest == 1999
+    assert read_before_first < size / 10  # the first student came long before the document was read
+    assert codec.validate_schema(path) == []
+
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE betyg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<betyg xmlns="http://pingpong.se/schemas/grades/v1.1" from="2025-01-01T00:00:00" tom="2025-01-02T00:00:00">
+<elev id="&xxe;"/></betyg>"""
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE betyg [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<betyg xmlns="http://pingpong.se/schemas/grades/v1.1" from="2025-01-01T00:00:00" tom="2025-01-02T00:00:00">
+<elev id="&lol3;"/></betyg>"""
+
+
+@pytest.mark.parametrize("document", [XXE, BILLION_LAUGHS], ids=["xxe", "billion-laughs"])
+def test_documents_declaring_entities_are_refused(document: bytes) -> None:
+    with pytest.raises(UnsafeXmlError):
+        list(codec.iter_students(io.BytesIO(document)))
+    with pytest.raises(UnsafeXmlError):
+        codec.validate_schema(document)
+    with pytest.raises(UnsafeXmlError):
+        codec.read_window(io.BytesIO(document))
+
+
+# --- document rules ------------------------------------------------------------------------------------------
+
+
+def test_official_example_yields_exactly_its_known_mistakes() -> None:
+    problems = list(check_document(EXAMPLE))
+
+    assert [(p.student, p.code, p.rule) for p in problems] == [
+        (ELEV_2, "MLDEU", "guid"),  # skola {abdcacf8c-…} has nine hex digits
+        (ELEV_2, "GYARBF", "grade-kind"),  # a kursbetyg in skolform GR
+        (ELEV_3, "MLDEU", "guid"),  # beslutsfattare person lacks its closing brace
+        (ELEV_3, "M2", "subject-code"),  # M2 without a language code
+        (ELEV_3, "M2", "term-date"),  # HT 2015 against datum 2014-12-17
+    ]
+    assert "{abdcacf8c-0930-11e5-a6c0-1697f925ec7b}" in problems[0].message
+    assert "{96ab211c-4937-49e3-8fdc-e144447c2138'" in problems[2].message
+    assert "HT 2015" in problems[4].message and "2014-12-17" in problems[4].message
+    assert check_student(next(codec.iter_students(EXAMPLE))) == []
+
+
+def _rules(*grades: GradeRecord, student: str = ELEV_1) -> list[tuple[str, str]]:
+    return [(p.code, p.rule) for p in check_student(StudentGrades(student, grades))]
+
+
+def test_a_clean_student_has_no_problems() -> None:
+    assert _rules(_grade(), _grade(code="M1FRE", sprak="FRE"), _grade(code="MLARA", value="A")) == []
+
+
+def test_student_and_group_ids_must_be_braced_guids() -> None:
+    assert _rules(student="d7b3374b-985a-4d43-9558-189e6643755a") == [("", "guid")]
+    assert _rules(_grade(betygsgrupp="{not-a-guid}")) == [("MA", "guid")]
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("M2", [("M2", "subject-code")]),
+    ("ML", [("ML", "subject-code")]),
+    ("XY", [("XY", "subject-code")]),
+    ("M2DEUX", [("M2DEUX", "subject-code")]),
+    ("VAA", [("VAA", "subject-ungraded")]),
+    ("M2FRE", []),
+    ("HKK", []),
+])
+def test_subject_codes_follow_amneskoder(code: str, expected: list[tuple[str, str]]) -> None:
+    assert _rules(_grade(code=code)) == expected
+
+
+@pytest.mark.parametrize(("typ", "year", "datum", "ok"), [
+    ("VT", 2025, dt.date(2025, 1, 10), True),
+    ("VT", 2025, dt.date(2025, 7, 1), True),
+    ("VT", 2025, dt.date(2025, 8, 1), False),
+    ("HT", 2025, dt.date(2025, 7, 31), True),
+    ("HT", 2025, dt.date(2025, 12, 20), True),
+    ("HT", 2025, dt.date(2025, 6, 10), False),
+    ("HT", 2024, dt.date(2025, 12, 20), False),
+])
+def test_termin_must_agree_with_datum(typ: str, year: int, datum: dt.date, ok: bool) -> None:
+    assert _rules(_grade(termin=Termin(typ, year), datum=datum)) == ([] if ok else [("MA", "term-date")])
+
+
+def test_teacher_and_principal_decisions_name_a_person_external_ones_need_not() -> None:
+    assert _rules(_grade(beslutsfattare=())) == [("MA", "decided-by")]
+    assert _rules(_grade(beslutsfattare_roll="REKTOR", beslutsfattare=())) == [("MA", "decided-by")]
+    assert _rules(_grade(beslutsfattare_roll="EXTERN", beslutsfattare=())) == []
+
+
+def test_grade_scales_apply_under_their_own_rule_ids() -> None:
+    course = {"kind": "kursbetyg", "termin": None, "slutbetyg": None}
+    assert _rules(_grade(**course, skolform="GY", code="MATMAT01a", value="VG")) == [("MATMAT01a", "grade-scale")]
+    assert _rules(_grade(**course, skolform="GY", code="GYARBF", value="C")) == [("GYARBF", "grade-scale")]
+    assert _rules(_grade(**course, skolform="GY", code="ORIENT1", value="G", omdome=True)) == [
+        ("ORIENT1", "assessment-school-form")]
+    # One mistake, one problem: a gymnasiearbete in GR is a wrong kind of grade, not reported twice.
+    assert _rules(_grade(**course, skolform="GRSAR", code="GYARBF", value="E")) == [("GYARBF", "grade-kind")]
+
+
+def test_problem_is_a_frozen_value() -> None:
+    problem = Problem("{s}", "MA", "guid", "m")
+    with pytest.raises(AttributeError):
+        problem.rule = "other"  # type: ignore[misc]
+
+
+# --- client (respx) ------------------------------------------------------------------------------------------
+
+BASE = "https://platform.example"
+DOC = EXAMPLE.read_bytes()
+START, END = dt.datetime(2025, 3, 1, 8, 0), dt.datetime(2025, 3, 2, 8, 0)
+
+
+@respx.mock
+async def test_fetch_sends_the_contract_query_and_bearer_and_streams_to_disk(tmp_path: Path) -> None:
+    route = respx.get(f"{BASE}/api/skolplattform/betyg").mock(return_value=httpx.Response(200, content=DOC))
+
+    async with BetygClient(BASE, token="s3cret", http=FAST) as client:
+        path = await client.fetch(START, END, "GYSAR2002", dest=tmp_path / "answer.xml")
+
+    request = route.calls.last.request
+    assert request.url.query == b"from=2025-03-01T08:00&tom=2025-03-02T08:00&schoolType=GYSAR2002"
+    assert request.headers["Authorization"] == "Bearer s3cret"
+    assert path == tmp_path / "answer.xml" and path.read_bytes() == DOC
+    assert not (tmp_path / "answer.xml.part").exists()
+
+
+@respx.mock
+async def test_fetch_without_token_or_school_type(tmp_path: Path) -> None:
+    route = respx.get(f"{BASE}/api/skolplattform/betyg").mock(return_value=httpx.Response(200, content=DOC))
+
+    async with BetygClient(BASE, http=FAST) as client:
+        await client.fetch(START, END, dest=tmp_path / "a.xml")
+
+    request = route.calls.last.request
+    assert "Authorization" not in request.headers
+    assert request.url.query == b"from=2025-03-01T08:00&tom=2025-03-02T08:00"
+
+
+@respx.mock
+async def test_a_4xx_is_raised_at_once_with_the_remote_body(tmp_path: Path) -> None:
+    route = respx.get(f"{BASE}/api/skolplattform/betyg").mock(
+        return_value=httpx.Response(400, text="Felaktigt datumformat"))
+
+    async with BetygClient(BASE, http=FAST) as client:
+        with pytest.raises(RemoteError) as caught:
+            await client.fetch(START, END, dest=tmp_path / "a.xml")
+
+    assert caught.value.status_code == 400 and caught.value.body == "Felaktigt datumformat"
+    assert not isinstance(caught.value, TransientError)
+    assert route.call_count == 1
+    assert not (tmp_path / "a.xml").exists()
+
+
+@respx.mock
+async def test_5xx_and_dropped_connections_are_retried(tmp_path: Path) -> None:
+    route = respx.get(f"{BASE}/api/skolplattform/betyg").mock(side_effect=[
+        httpx.Response(503, text="busy"),
+        httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+        httpx.Response(200, content=DOC),
+    ])
+
+    async with BetygClient(BASE, http=FAST) as client:
+        path = await client.fetch(START, END, dest=tmp_path / "a.xml")
+
+    assert route.call_count == 3
+    assert path.read_bytes() == DOC
+
+
+@respx.mock
+async def test_retries_give_up_with_a_transient_error(tmp_path: Path) -> None:
+    route = respx.get(f"{BASE}/api/skolplattform/betyg").mock(return_value=httpx.Response(502, text="bad gateway"))
+
+    async with BetygClient(BASE, http=FAST) as client:
+        with pytest.raises(TransientError) as caught:
+            await client.fetch(START, END, dest=tmp_path / "a.xml")
+
+    assert route.call_count == FAST.retry.attempts
+    assert caught.value.status_code == 502 and caught.value.body == "bad gateway"
+    assert list(tmp_path.iterdir()) == []  # neither a truncated answer nor a .part file is left behind
+
+
+async def test_client_side_checks_refuse_before_sending(tmp_path: Path) -> None:
+    async with BetygClient(BASE, http=FAST) as client:
+        with pytest.raises(ValueError, match="schoolType"):
+            await client.fetch(START, END, "GYMNASIUM", dest=tmp_path / "a.xml")
+        with pytest.raises(ValueError, match="naive"):
+            await client.fetch(START.replace(tzinfo=dt.UTC), END.replace(tzinfo=dt.UTC), dest=tmp_path / "a.xml")
+        with pytest.raises(ValueError, match="starts after"):
+            await client.fetch(END, START, dest=tmp_path / "a.xml")
+
+
+def test_window_is_widened_to_whole_minutes() -> None:
+    assert format_window(dt.datetime(2025, 3, 1, 8, 0, 45), dt.datetime(2025, 3, 1, 9, 59, 1)) == (
+        "2025-03-01T08:00", "2025-03-01T10:00")
+    assert format_window(START, END) == ("2025-03-01T08:00", "2025-03-02T08:00")
+
+
+# --- sandbox over HTTP ---------------------------------------------------------------------------------------
+
+OLD = dt.datetime(2025, 1, 10, 12, 0)
+WINDOW = (dt.datetime(2025, 2, 1, 0, 0), dt.datetime(2025, 2, 2, 0, 0))
+
+
+@pytest.fixture
+def dataset() -> Dataset:
+    """60 students changed long ago, except three: two inside WINDOW and one exactly at its (exclusive) end."""
+    data = generate(students=60, seed=7)
+    for record in data.records.values():
+        record.changed = OLD
+    ids = list(data.records)
+    data.records[ids[0]].changed = WINDOW[0]
+    data.records[ids[1]].changed = dt.datetime(2025, 2, 1, 17, 30)
+    data.records[ids[2]].changed = WINDOW[1]
+    return data
+
+
+@pytest.fixture
+def server() -> Iterator[SandboxServer]:
+    with SandboxServer() as srv:
+        yield srv
+
+
+async def _fetch(url: str, tmp_path: Path, start: dt.datetime, end: dt.datetime, school_type: str | None = None,
+                 token: str | None = None) -> list[StudentGrades]:
+    async with BetygClient(url, token=token, http=FAST) as client:
+        path = await client.fetch(start, end, school_type, dest=tmp_path / "betyg.xml")
+    assert codec.validate_schema(path) == []
+    return list(codec.iter_students(path))
+
+
+async def test_sandbox_sends_students_changed_in_the_window_with_braced_ids(
+        dataset: Dataset, server: SandboxServer, tmp_path: Path) -> None:
+    url = server.start("betyg", with_faults(create_app(dataset), "betyg", FaultConfig()))
+    ids = list(dataset.records)
+
+    students = await _fetch(url, tmp_path, *WINDOW)
+
+    assert [s.student_id for s in students] == ["{" + ids[0] + "}", "{" + ids[1] + "}"]
+    record = dataset.records[ids[0]]
+    assert len(students[0].grades) == len(record.grades)
+    assert {g.skola for g in students[0].grades} == {"{" + record.grades[0].school_unit_id + "}"}
+    assert codec.read_window(tmp_path / "betyg.xml") == WINDOW
+    assert [p for s in students for p in check_student(s)] == []
+
+
+async def test_sandbox_filters_by_school_type(dataset: Dataset, server: SandboxServer, tmp_path: Path) -> None:
+    url = server.start("betyg", with_faults(create_app(dataset), "betyg", FaultConfig()))
+    everyone = (dt.datetime(2025, 1, 1), dt.datetime(2025, 3, 1))
+    by_form = {form: {sid for sid, rec in dataset.records.items() if any(g.school_form == form for g in rec.grades)}
+               for form in ("GY", "GR", "YH")}
+
+    for form, expected in by_form.items():
+        students = await _fetch(url, tmp_path, *everyone, school_type=form)
+        assert {s.student_id.strip("{}") for s in students} == expected and expected
+        assert {g.skolform for s in students for g in s.grades} == {form}
+    assert await _fetch(url, tmp_path, *everyone, school_type="PO") == []
+    old_curriculum = await _fetch(url, tmp_path, *everyone, school_type="GYSAR2002")
+    current = await _fetch(url, tmp_path, *everyone, school_type="GYSAR")
+    assert {g.value for s in old_curriculum for g in s.grades} <= {"VG", "G", "***"}
+    assert {g.skolform for s in old_curriculum + current for g in s.grades} <= {"GYSAR"}
+    assert not {g.value for s in current for g in s.grades} & {"VG", "G"}
+
+
+async def test_a_removal_is_carried_by_the_complete_list(
+        dataset: Dataset, server: SandboxServer, tmp_path: Path) -> None:
+    url = server.start("betyg", with_faults(create_app(dataset), "betyg", FaultConfig()))
+    ids = list(dataset.records)
+    partly, wholly = ids[10], ids[11]
+    kept = dataset.records[partly].grades[1:]
+    async with httpx.AsyncClient(base_url=url) as admin:
+        answer = await admin.post(f"/_sandbox/students/{partly}/grades", json={"action": "remove", "index": 0})
+        assert answer.status_code == 200 and answer.json()["grades"] == len(kept)
+        for _ in range(len(dataset.records[wholly].grades)):
+            await admin.post(f"/_sandbox/students/{{{wholly}}}/grades", json={"action": "remove", "index": 0})
+        changed = dt.datetime.fromisoformat(answer.json()["changed"])
+        assert (await admin.post(f"/_sandbox/students/{partly}/grades",
+                                 json={"action": "remove", "index": 99})).status_code == 400
+
+    students = await _fetch(url, tmp_path, changed - dt.timedelta(minutes=1), changed + dt.timedelta(minutes=2))
+
+    by_id = {s.student_id: s for s in students}
+    assert set(by_id) == {"{" + partly + "}", "{" + wholly + "}"}
+    assert [(g.code, g.value) for g in by_id["{" + partly + "}"].grades] == [(g.code, g.value) for g in kept]
+    assert by_id["{" + wholly + "}"].grades == ()
+    assert f'<elev id="{{{wholly}}}"></elev>'.encode() in (tmp_path / "betyg.xml").read_bytes()
+
+
+async def test_a_changed_grade_is_sent_with_its_new_value(
+        dataset: Dataset, server: SandboxServer, tmp_path: Path) -> None:
+    url = server.start("betyg", with_faults(create_app(dataset), "betyg", FaultConfig()))
+    student = list(dataset.records)[20]
+    async with httpx.AsyncClient(base_url=url) as admin:
+        answer = await admin.post(f"/_sandbox/students/{student}/grades",
+                                  json={"action": "change", "index": 0, "value": "-"})
+    changed = dt.datetime.fromisoformat(answer.json()["changed"])
+
+    (sent,) = await _fetch(url, tmp_path, changed, changed + dt.timedelta(minutes=1))
+
+    assert sent.grades[0].value == "-" and len(sent.grades) == len(dataset.records[student].grades)
+
+
+def test_a_student_without_grades_is_sent_under_the_forms_of_their_school(dataset: Dataset) -> None:
+    student, neighbour = list(dataset.records)[:2]
+    dataset.set_grades(student, [], when=WINDOW[0])
+    dataset.records[neighbour].changed = OLD  # leave the student alone in the window
+    forms = next(u.school_forms for u in dataset.school_units if u.id == dataset.person(student).school_unit_id)
+    other = next(form for form in ("GR", "GY", "YH") if form not in forms)
+
+    for form in forms:
+        assert [s.student_id for s in select_students(dataset, *WINDOW, form)] == ["{" + student + "}"]
+    assert list(select_students(dataset, *WINDOW, other)) == []
+    assert list(select_students(dataset, *WINDOW, "PO")) == []
+
+
+@pytest.mark.parametrize("query", [
+    "tom=2025-02-02T00:00",
+    "from=2025-02-01&tom=2025-02-02T00:00",
+    "from=2025-02-01T00:00:00&tom=2025-02-02T00:00",
+    "from=2025-13-01T00:00&tom=2025-02-02T00:00",
+    "from=2025-02-03T00:00&tom=2025-02-02T00:00",
+    "from=2025-02-01T00:00&tom=2025-02-02T00:00&schoolType=GYMNASIUM",
+])
+async def test_sandbox_answers_400_in_plain_text(dataset: Dataset, server: SandboxServer, query: str) -> None:
+    url = server.start("betyg", with_faults(create_app(dataset), "betyg", FaultConfig()))
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.get(f"/api/skolplattform/betyg?{query}")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/plain") and answer.text
+
+
+async def test_sandbox_wants_the_configured_token(dataset: Dataset, server: SandboxServer, tmp_path: Path) -> None:
+    url = server.start("betyg", with_faults(create_app(dataset, token="right"), "betyg", FaultConfig()))
+
+    for token in (None, "wrong"):
+        async with BetygClient(url, token=token, http=FAST) as client:
+            with pytest.raises(RemoteError) as caught:
+                await client.fetch(*WINDOW, dest=tmp_path / "a.xml")
+        assert caught.value.status_code == 401
+    assert len(await _fetch(url, tmp_path, *WINDOW, token="right")) == 2
+
+
+async def test_client_rides_out_injected_faults(dataset: Dataset, server: SandboxServer, tmp_path: Path) -> None:
+    faults = FaultConfig(server_error=0.3, drop=0.3, seed=3)
+    injector = with_faults(create_app(dataset), "betyg", faults)
+    url = server.start("betyg", injector)
+    settings = HttpSettings(retry=RetryPolicy(attempts=12, backoff_base=0.0))
+
+    for _ in range(3):
+        async with BetygClient(url, http=settings) as client:
+            path = await client.fetch(*WINDOW, dest=tmp_path / "a.xml")
+        assert len(list(codec.iter_students(path))) == 2
+
+    assert injector.injected["server_error"] and injector.injected["drop"]
