@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Engine, event
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -38,10 +38,19 @@ def _engine(url: str) -> Engine:
 
 
 class Ledger:
+    _shared: ClassVar[dict[str, Ledger]] = {}
+
     def __init__(self, url: str):
         self.url = url
         self.engine = _engine(url)
         SQLModel.metadata.create_all(self.engine)
+
+    @classmethod
+    def shared(cls, url: str) -> Ledger:
+        """One ledger (one connection pool) per database per process, shared by every task."""
+        if url not in cls._shared:
+            cls._shared[url] = cls(url)
+        return cls._shared[url]
 
     # runs -----------------------------------------------------------------------------------------
     def start_run(self, pipeline: str, scope: str, *, parameters: dict[str, Any], dry_run: bool,

@@ -228,11 +228,14 @@ def _diploma_for(rng: random.Random, form: str, unit: SchoolUnit, grades: list[G
     return None
 
 
-def generate(students: int = 200, schools: int = 6, seed: int = 2026, today: dt.date | None = None) -> Dataset:
+def generate(students: int = 200, schools: int = 6, seed: int = 2026, today: dt.date | None = None,
+             mistakes: int = 0) -> Dataset:
     """A data set of ``students`` students spread over ``schools`` schools (cycling the school plans).
 
     Every student's grades are marked changed some time in the last ten days, so the default window
-    (the last 14 days) of a first run finds them all.
+    (the last 14 days) of a first run finds them all. ``mistakes`` students get one grade that the
+    XSD accepts but the grade scales refuse (as when a teacher picks the wrong scale), so that a demo
+    or a test sees rejections with Beda's reasons.
     """
     rng = random.Random(seed)
     uid = lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))  # noqa: E731 - deterministic uuid4
@@ -280,4 +283,8 @@ def generate(students: int = 200, schools: int = 6, seed: int = 2026, today: dt.
         diploma = _diploma_for(rng, form, unit, grades)
         changed = changed_base - dt.timedelta(minutes=rng.randrange(60, 10 * 24 * 60))
         records[student.id] = StudentRecord(grades, [diploma] if diploma else [], changed)
+    for student_id in rng.sample(sorted(sid for sid, rec in records.items() if rec.grades), min(mistakes, students)):
+        record = records[student_id]
+        wrong = "F" if record.grades[0].school_form == "GRSAR" else "1"
+        record.grades[0] = replace(record.grades[0], value=wrong)
     return Dataset(HUVUDMAN_ORGNR, HUVUDMAN_NAME, units, persons, records)

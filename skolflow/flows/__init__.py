@@ -1,0 +1,1 @@
+"""One module per pipeline, the CLI and the demo."""

@@ -1,0 +1,179 @@
+"""The `skolflow` command: demo, sandboxes, runs, validation and history."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from skolflow.identity import InvalidIdentity, mask, parse_swedish_identity
+
+app = typer.Typer(help="Prefect pipelines for Swedish and Norwegian school data.", no_args_is_help=True)
+run_app = typer.Typer(help="Run a pipeline once, now.", no_args_is_help=True)
+validate_app = typer.Typer(help="Check a document without sending anything.", no_args_is_help=True)
+history_app = typer.Typer(help="What was reported, when, in which run, and the answer.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(validate_app, name="validate")
+app.add_typer(history_app, name="history")
+
+console = Console()
+
+
+@app.command()
+def demo(students: Annotated[int, typer.Option(help="students in the synthetic data set")] = 300) -> None:
+    """Start the sandboxes and run every pipeline against them, then say where to see the runs."""
+    from skolflow.flows.demo import run_demo
+
+    result = run_demo(students=students, console=console)
+    if result["first"]["lost"] or result["second"]["lost"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sandbox(
+    students: Annotated[int, typer.Option(help="students in the synthetic data set")] = 300,
+    schools: Annotated[int, typer.Option(help="schools (school units) in the data set")] = 6,
+    seed: Annotated[int, typer.Option(help="same seed, same data")] = 2026,
+    mistakes: Annotated[int, typer.Option(help="students given a grade the rules refuse")] = 3,
+    fault_5xx: Annotated[float, typer.Option("--fault-5xx", help="share of requests answered 503")] = 0.0,
+    fault_timeout: Annotated[float, typer.Option(help="share held past the client's timeout")] = 0.0,
+    fault_429: Annotated[float, typer.Option("--fault-429", help="share answered 429 + Retry-After")] = 0.0,
+    fault_drop: Annotated[float, typer.Option(help="share whose connection is dropped mid-answer")] = 0.0,
+    latency_ms: Annotated[int, typer.Option(help="latency added to every request")] = 0,
+    system: Annotated[list[str] | None, typer.Option(help="apply the faults to these systems only")] = None,
+    port: Annotated[int, typer.Option(help="first port; systems take consecutive ports (0: any free)")] = 0,
+) -> None:
+    """Serve every sandbox on localhost with a seeded data set, and print their URLs and credentials."""
+    from skolflow.sandbox import dataset as ds
+    from skolflow.sandbox import systems
+    from skolflow.sandbox.faults import FaultConfig
+
+    flagged = FaultConfig(server_error=fault_5xx, timeout=fault_timeout, rate_limit=fault_429, drop=fault_drop,
+                          latency_ms=latency_ms)
+    any_flag = flagged != FaultConfig()
+    faults = {name: flagged if any_flag and (not system or name in system) else FaultConfig.from_env(name)
+              for name in systems.SYSTEMS}
+    ports = {name: port + i for i, name in enumerate(systems.SYSTEMS)} if port else None
+    running = systems.start(ds.generate(students=students, schools=schools, seed=seed, mistakes=mistakes),
+                            faults, ports=ports)
+    console.print(f"[bold]skolflow sandboxes[/] ({students} students, {schools} schools, seed {seed})")
+    for name, url in running.urls.items():
+        console.print(f"  {name:9} {url}   faults: {faults[name].model_dump(exclude_defaults=True) or 'none'}")
+    console.print("\nPoint skolflow at them (profile sandbox):")
+    for key, value in running.environment().items():
+        console.print(f"  export {key}={value}")
+    console.print(f"\nanslutningspart / huvudman: {running.dataset.huvudman_orgnr}. Ctrl-C stops.")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    running.stop()
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+async def _person_id(civic: str) -> str:
+    """Turn a personnummer into the SS 12000 person id, so the flow run's parameters never hold it."""
+    from skolflow.blocks import SS12000Credentials
+    from skolflow.connectors.ss12000.client import SS12000Client
+
+    creds = SS12000Credentials.resolve()
+    async with SS12000Client(creds.base_url, creds.token.get_secret_value()) as ss:
+        found = await ss.lookup_persons(civic_nos=[civic])
+    if not found:
+        raise typer.BadParameter(f"no person {mask(civic)} in the SS 12000 source")
+    return found[0].id
+
+
+@run_app.command("betyg-to-beda")
+def run_betyg_to_beda(
+    anslutningspart: Annotated[str, typer.Option(help="organisationsnummer of the municipality / school owner")],
+    school_unit: Annotated[list[str] | None, typer.Option(help="skolenhetskod; repeat for a group of units")] = None,
+    personnummer: Annotated[str | None, typer.Option(help="report one student (looked up in SS 12000)")] = None,
+    what: Annotated[str, typer.Option(help="kursbetyg, examen or both")] = "both",
+    start: Annotated[str | None, typer.Option("--from", help="window start, Swedish time (default: last run)")] = None,
+    end: Annotated[str | None, typer.Option("--tom", help="window end, Swedish time (default: now)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="build and check everything, send nothing")] = False,
+    confirm_production: Annotated[bool, typer.Option(help="required to report to Beda for real")] = False,
+) -> None:
+    """Report changed grades and diplomas to Beda."""
+    from skolflow.flows.betyg_to_beda import betyg_to_beda
+
+    student = None
+    if personnummer:
+        try:
+            civic = parse_swedish_identity(personnummer).number
+        except InvalidIdentity as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        student = asyncio.run(_person_id(civic))
+    state = asyncio.run(betyg_to_beda(
+        anslutningspart=anslutningspart, school_units=school_unit or [], student=student, what=what,
+        start=_parse_time(start), end=_parse_time(end), dry_run=dry_run, confirm_production=confirm_production,
+        return_state=True))
+    console.print(state.message or state.name)
+    if state.is_failed():
+        raise typer.Exit(1)
+
+
+@validate_app.command("betyg")
+def validate_betyg(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a Betyg API XML document")],
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of problems")] = False,
+) -> None:
+    """Check a Betyg API document against the XSD and the grade rules; exit 1 on any problem."""
+    from skolflow.tasks.validation import validate_betyg_document
+
+    problems = validate_betyg_document(file)
+    if as_json:
+        typer.echo(json.dumps([p.as_dict() for p in problems], ensure_ascii=False, indent=2))
+    else:
+        for p in problems:
+            typer.echo(f"{p.student}\t{p.code or '-'}\t{p.rule}\t{p.message}")
+        if not problems:
+            typer.echo(f"{file}: no problems")
+    if problems:
+        raise typer.Exit(1)
+
+
+@history_app.command("beda")
+def history_beda(
+    limit: Annotated[int, typer.Option(help="runs to show")] = 10,
+    run: Annotated[str | None, typer.Option(help="one run's per-student outcomes")] = None,
+    personnummer: Annotated[str | None, typer.Option(help="one student's history")] = None,
+) -> None:
+    """Beda API history: what was reported, when, in which run, and Beda's answer (identity numbers masked)."""
+    from skolflow.ledger import Ledger
+    from skolflow.settings import Settings
+
+    ledger = Ledger(Settings.from_env().database_url)
+    if run or personnummer:
+        key = parse_swedish_identity(personnummer).number if personnummer else None
+        table = Table(title=f"Beda history {'run ' + run if run else mask(key)}")
+        for column in ("when", "run", "student", "unit", "outcome", "Beda's answer / reasons"):
+            table.add_column(column)
+        for o in ledger.outcomes("betyg_to_beda", run_id=run, record_key=key, limit=500):
+            reasons = "; ".join(f"{e.get('kod')} {e.get('falt')}: {e.get('meddelande')}" for e in o.errors)
+            shown = mask(o.record_key) if o.record_key.isdigit() else o.record_key
+            table.add_row(f"{o.recorded_at:%Y-%m-%d %H:%M:%S}", o.run_id[:8], shown, o.unit, o.outcome,
+                          reasons or (o.response_body or "")[:80])
+        console.print(table)
+        return
+    table = Table(title="Beda API history (runs)")
+    for column in ("started", "run", "party", "status", "dry run", "accepted", "unchanged", "rejected", "failed"):
+        table.add_column(column)
+    for r in ledger.runs("betyg_to_beda", limit=limit):
+        s = r.summary or {}
+        table.add_row(f"{r.started_at:%Y-%m-%d %H:%M}", r.id, r.scope, r.status, "yes" if r.dry_run else "",
+                      str(s.get("accepted", "")), str(s.get("unchanged", "")), str(s.get("rejected", "")),
+                      str(s.get("failed", "")))
+    console.print(table)

@@ -1,0 +1,112 @@
+"""`skolflow demo`: every pipeline end to end against the built-in sandboxes, on the embedded default.
+
+The demo keeps its own ledger (``<data dir>/demo/ledger.db``, new each time) because its sandboxes
+start empty: a ledger that remembered an earlier demo would believe Beda already holds students the
+fresh sandbox has never seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from skolflow.sandbox import dataset as ds
+from skolflow.sandbox import systems
+from skolflow.settings import Settings
+
+
+def _show(console: Console, title: str, summary: dict[str, Any], rejected: list[dict[str, str]]) -> None:
+    table = Table(title=title, show_header=True)
+    for column in ("students", "sent (accepted)", "unchanged", "rejected", "not delivered", "lost"):
+        table.add_column(column, justify="right")
+    table.add_row(str(summary["students"]), str(summary["accepted"]), str(summary["unchanged"]),
+                  str(summary["rejected"]), str(summary["failed"]), str(summary["lost"]))
+    console.print(table)
+    for row in rejected[:8]:
+        console.print(f"  [yellow]rejected[/] {row['elev']}: {row['kod']} {row['fält']} — {row['meddelande']}")
+    if len(rejected) > 8:
+        console.print(f"  … and {len(rejected) - 8} more problems (see the run's table artifact)")
+
+
+def run_demo(students: int = 300, console: Console | None = None) -> dict[str, Any]:
+    from skolflow.flows.betyg_to_beda import betyg_to_beda, platform_now
+    from skolflow.ledger import Ledger, Outcome
+
+    console = console or Console()
+    settings = Settings.from_env()
+    demo_dir = settings.data_dir / "demo"
+    ledger_path = demo_dir / "ledger.db"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    for stale in demo_dir.glob("ledger.db*"):
+        stale.unlink()
+    database_url = f"sqlite:///{ledger_path}"
+    data = ds.generate(students=students, mistakes=max(2, students // 100))
+    sandboxes = systems.start(data)
+    previous = {k: os.environ.get(k) for k in [*sandboxes.environment(), "SKOLFLOW_PROFILE", "SKOLFLOW_DATABASE_URL"]}
+    os.environ.update(sandboxes.environment())
+    os.environ.update({"SKOLFLOW_PROFILE": "sandbox", "SKOLFLOW_DATABASE_URL": database_url})
+    try:
+        console.rule("[bold]skolflow demo: Betyg → Beda")
+        for name, url in sandboxes.urls.items():
+            console.print(f"sandbox {name:9} {url}")
+        asyncio.run(betyg_to_beda(anslutningspart=data.huvudman_orgnr, return_state=True))
+        ledger = Ledger.shared(database_url)
+        first = ledger.runs("betyg_to_beda", limit=1)[0].summary
+        _show(console, "First run: every student changed in the last 14 days", first, _rejected(ledger, Outcome))
+
+        # A teacher corrects one grade and removes another: only those two students are sent again.
+        changed_at = platform_now()
+        students_with_grades = [sid for sid, rec in data.records.items() if len(rec.grades) >= 2][:2]
+        data.change_grade(students_with_grades[0], 0, "A" if data.records[students_with_grades[0]].grades[0].value
+                          != "A" else "B", when=changed_at)
+        data.remove_grade(students_with_grades[1], 0, when=changed_at)
+        asyncio.run(betyg_to_beda(anslutningspart=data.huvudman_orgnr, end=changed_at + dt.timedelta(minutes=1),
+                                  return_state=True))
+        second = ledger.runs("betyg_to_beda", limit=1)[0].summary
+        _show(console, "Second run: one grade changed, one removed", second, [])
+        held = httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
+        console.print(f"Beda's sandbox now holds {len(held)} students, "
+                      f"{sum(s['received'] for s in held.values())} deliveries for "
+                      f"{sum(s['revisions'] for s in held.values())} changes: nothing was sent twice.")
+        _where(console, settings, ledger_path)
+        return {"first": first, "second": second, "beda_students": len(held)}
+    finally:
+        sandboxes.stop()
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _rejected(ledger: Any, outcome: Any) -> list[dict[str, str]]:
+    from skolflow.identity import mask
+
+    rows = []
+    for record in ledger.outcomes("betyg_to_beda", limit=200):
+        if record.outcome == outcome.REJECTED:
+            for error in record.errors:
+                rows.append({"elev": mask(record.record_key) if record.record_key.isdigit() else record.record_key,
+                             "kod": error.get("kod", ""), "fält": error.get("falt", ""),
+                             "meddelande": error.get("meddelande", "")})
+    return rows
+
+
+def _where(console: Console, settings: Settings, ledger_path: Path) -> None:
+    api = os.environ.get("PREFECT_API_URL")
+    console.rule("[bold]Where to see the runs")
+    if api:
+        console.print(f"Prefect UI: {api.removesuffix('/api')}/runs")
+    else:
+        console.print("The runs ran on Prefect's embedded server; they are kept in Prefect's database "
+                      "(~/.prefect/prefect.db). To browse them: [bold]uv run prefect server start[/] and open "
+                      "http://127.0.0.1:4200/runs (flow 'betyg-to-beda': table, progress and summary artifacts).")
+    console.print(f"History with masked personnummer: [bold]SKOLFLOW_DATABASE_URL=sqlite:///{ledger_path} "
+                  "uv run skolflow history beda[/]")
