@@ -25,6 +25,8 @@ class Settings:
     profile: Profile
     data_dir: Path
     database_url: str
+    http_timeout: float = 30.0  # seconds per request (SKOLFLOW_HTTP_TIMEOUT)
+    http_attempts: int = 6  # tries per request, transient faults only (SKOLFLOW_HTTP_ATTEMPTS)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -35,4 +37,6 @@ class Settings:
         except ValueError as exc:
             allowed = ", ".join(p.value for p in Profile)
             raise ValueError(f"SKOLFLOW_PROFILE must be one of {allowed}") from exc
-        return cls(profile=profile, data_dir=data_dir, database_url=url)
+        return cls(profile=profile, data_dir=data_dir, database_url=url,
+                   http_timeout=float(os.environ.get("SKOLFLOW_HTTP_TIMEOUT") or 30.0),
+                   http_attempts=int(os.environ.get("SKOLFLOW_HTTP_ATTEMPTS") or 6))

@@ -57,3 +57,13 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
     store = Ledger(ledger_url)
     yield store
     store.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test harness (a temporary server on SQLite) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network here; keeps logs quiet
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

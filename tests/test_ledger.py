@@ -28,13 +28,16 @@ def test_sent_state_is_upserted_per_record(ledger: Ledger) -> None:
     assert ledger.sent_state("p", "other-scope", ["a"]) == {}
 
 
-def test_pending_is_the_latest_outcome_only(ledger: Ledger) -> None:
+def test_unsettled_is_judged_by_the_latest_outcome_only(ledger: Ledger) -> None:
     run_id = ledger.start_run("p", "s", parameters={}, dry_run=False)
     ledger.record([RecordOutcome(run_id=run_id, pipeline="p", scope="s", record_key=k, content_hash="h",
-                                 outcome=Outcome.PENDING) for k in ("a", "b")])
+                                 outcome=Outcome.PENDING) for k in ("a", "b", "c")])
     ledger.record([RecordOutcome(run_id=run_id, pipeline="p", scope="s", record_key="a", content_hash="h",
-                                 outcome=Outcome.ACCEPTED)])
-    assert ledger.pending("p", "s", ["a", "b", "c"]) == {"b": "h"}
+                                 outcome=Outcome.ACCEPTED),
+                   RecordOutcome(run_id=run_id, pipeline="p", scope="s", record_key="c", content_hash="h2",
+                                 outcome=Outcome.FAILED)])
+    assert ledger.unsettled("p", "s", ["a", "b", "c", "d"]) == {"b": "h", "c": "h2"}
+    assert ledger.unsettled("p", "other", ["b"]) == {}
 
 
 def test_watermark_moves_per_pipeline_and_scope(ledger: Ledger) -> None:

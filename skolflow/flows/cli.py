@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from skolflow.identity import InvalidIdentity, mask, parse_swedish_identity
+from skolflow.identity import InvalidIdentity, mask, mask_text, parse_swedish_identity
 
 app = typer.Typer(help="Prefect pipelines for Swedish and Norwegian school data.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a pipeline once, now.", no_args_is_help=True)
@@ -162,10 +162,10 @@ def history_beda(
         for column in ("when", "run", "student", "unit", "outcome", "Beda's answer / reasons"):
             table.add_column(column)
         for o in ledger.outcomes("betyg_to_beda", run_id=run, record_key=key, limit=500):
-            reasons = "; ".join(f"{e.get('kod')} {e.get('falt')}: {e.get('meddelande')}" for e in o.errors)
+            reasons = mask_text("; ".join(f"{e.get('kod')} {e.get('falt')}: {e.get('meddelande')}" for e in o.errors))
             shown = mask(o.record_key) if o.record_key.isdigit() else o.record_key
             table.add_row(f"{o.recorded_at:%Y-%m-%d %H:%M:%S}", o.run_id[:8], shown, o.unit, o.outcome,
-                          reasons or (o.response_body or "")[:80])
+                          reasons or mask_text(o.response_body or "")[:80])
         console.print(table)
         return
     table = Table(title="Beda API history (runs)")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from skolflow.ledger.models import Outcome, RecordOutcome, Run, SentState, Watermark, utcnow
@@ -93,22 +93,23 @@ class Ledger:
         with _session(self.engine) as session:
             return list(session.exec(query))
 
-    def pending(self, pipeline: str, scope: str, keys: Iterable[str]) -> dict[str, str]:
-        """Records whose latest outcome is still 'pending': a run died between sending and hearing back.
+    def unsettled(self, pipeline: str, scope: str, keys: Iterable[str]) -> dict[str, str]:
+        """Records whose latest outcome is 'pending' or 'failed': the target may or may not hold them.
 
-        Returns record_key → the content hash that was being sent.
+        A run died between sending and hearing back, or never heard back. Returns record_key → the
+        content hash that was being sent, so the next run can ask the target before sending again.
         """
-        keys = list(keys)
-        latest: dict[str, RecordOutcome] = {}
+        result: dict[str, str] = {}
         with _session(self.engine) as session:
-            for chunk in _chunks(keys, 500):
-                query = (select(RecordOutcome)
-                         .where(RecordOutcome.pipeline == pipeline, RecordOutcome.scope == scope,
-                                RecordOutcome.record_key.in_(chunk))
-                         .order_by(RecordOutcome.id))
-                for row in session.exec(query):
-                    latest[row.record_key] = row
-        return {k: r.content_hash for k, r in latest.items() if r.outcome == Outcome.PENDING}
+            for chunk in _chunks(list(keys), 500):
+                latest = (select(func.max(RecordOutcome.id))
+                          .where(RecordOutcome.pipeline == pipeline, RecordOutcome.scope == scope,
+                                 RecordOutcome.record_key.in_(chunk))
+                          .group_by(RecordOutcome.record_key))
+                query = select(RecordOutcome).where(RecordOutcome.id.in_(latest),
+                                                    RecordOutcome.outcome.in_([Outcome.PENDING, Outcome.FAILED]))
+                result.update({row.record_key: row.content_hash for row in session.exec(query)})
+        return result
 
     # sent state -----------------------------------------------------------------------------------
     def sent_state(self, pipeline: str, scope: str, keys: Iterable[str]) -> dict[str, SentState]:

@@ -47,6 +47,7 @@ class FaultConfig(BaseModel):
     latency_ms: int = Field(0, ge=0, description="added to every request")
     timeout_hold_seconds: float = Field(5.0, ge=0, description="how long a 'timeout' holds the answer")
     retry_after_seconds: int = Field(1, ge=0, description="Retry-After sent with an injected 429")
+    path_prefix: str = Field("", description="fault only requests whose path starts with this (all when empty)")
     seed: int | None = None
 
     @classmethod
@@ -60,6 +61,7 @@ class FaultConfig(BaseModel):
             "latency_ms": "LATENCY_MS",
             "timeout_hold_seconds": "TIMEOUT_HOLD_SECONDS",
             "retry_after_seconds": "RETRY_AFTER_SECONDS",
+            "path_prefix": "PATH_PREFIX",
             "seed": "SEED",
         }
         values: dict[str, str] = {}
@@ -93,7 +95,8 @@ class FaultInjector:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(ADMIN_PREFIX) or not path.startswith(self.config.path_prefix):
             await self.app(scope, receive, send)
             return
         config = self.config

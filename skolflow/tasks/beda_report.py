@@ -96,6 +96,11 @@ def _fel(kod: str, falt: str, meddelande: str) -> Fel:
     return Fel(kod=kod, falt=falt, meddelande=meddelande)
 
 
+def _held_units(content: Mapping[str, Any]) -> list[str]:
+    """The school units of what Beda holds for a student (ledger content, wire form)."""
+    return [item.get("skolenhetskod", "") for key in ("kursbetyg", "examen") for item in content.get(key) or ()]
+
+
 def prepare_batch(
     students: list[StudentInput],
     persons: Mapping[str, ResolvedPerson],
@@ -121,9 +126,12 @@ def prepare_batch(
                 continue
             grade_units.append(unit.code)
             kursbetyg.append(to_kursbetyg(grade, unit.code))
+        before = previous.get(civic) if civic else None
+        held: dict[str, Any] = dict(before.content) if before else {}
         documents = student.documents
         all_units = [*grade_units, *(d.skolenhetskod for d in documents)]
-        if not selection.includes(student.student_id, all_units):
+        # A grade removed at a unit is gone from the new list; what Beda holds still ties the student to that unit.
+        if not selection.includes(student.student_id, [*all_units, *_held_units(held)]):
             batch.skipped += 1
             continue
         errors = [_fel("XSD", "", message) for message in student.schema_errors] + unit_errors
@@ -135,8 +143,6 @@ def prepare_batch(
         if errors:
             batch.rejected.append(Rejection(student.student_id, civic, "skolflow", tuple(errors)))
             continue
-        before = previous.get(civic)
-        held: dict[str, Any] = dict(before.content) if before else {}
         send_grades = what.grades and student.grades is not None
         send_diplomas = what.diplomas and bool(documents)
         merits = Merits(personnummer=civic)

@@ -1,0 +1,226 @@
+"""The Betyg → Beda flow run by Prefect for real, against the sandboxes over real HTTP.
+
+Every assertion about what Beda received reads the Beda sandbox's own state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from skolflow.flows.betyg_to_beda import PIPELINE, betyg_to_beda, platform_now
+from skolflow.identity import mask
+from skolflow.ledger import Ledger, Outcome
+from skolflow.sandbox import dataset as ds
+from skolflow.sandbox import systems
+from skolflow.sandbox.faults import FaultConfig
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def data() -> ds.Dataset:
+    return ds.generate(students=60, mistakes=2, seed=7)
+
+
+@pytest.fixture
+def sandboxes(data: ds.Dataset, monkeypatch: pytest.MonkeyPatch, ledger_url: str) -> Iterator[systems.Sandboxes]:
+    running = systems.start(data, {name: FaultConfig() for name in systems.SYSTEMS})
+    for key, value in running.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SKOLFLOW_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "5")
+    yield running
+    running.stop()
+
+
+def beda_state(sandboxes: systems.Sandboxes) -> dict[str, Any]:
+    return httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
+
+
+def set_faults(sandboxes: systems.Sandboxes, name: str, **faults: float | str) -> None:
+    httpx.put(f"{sandboxes.urls[name]}/_sandbox/faults", json=faults).raise_for_status()
+
+
+def valid_students(data: ds.Dataset) -> dict[str, ds.Person]:
+    """Students whose every grade is on its scale: what Beda must end up holding."""
+    from skolflow.connectors.beda.grade_scales import check_grade
+
+    result = {}
+    for person in data.students():
+        record = data.records[person.id]
+        if not any(check_grade(g.school_form, g.code, g.value, g.assessment) for g in record.grades):
+            result[person.civic_no] = person
+    return result
+
+
+async def run(data: ds.Dataset, **params: Any) -> Any:
+    return await betyg_to_beda(anslutningspart=data.huvudman_orgnr, return_state=True, **params)
+
+
+def last_summary(ledger_url: str) -> dict[str, Any]:
+    return Ledger.shared(ledger_url).runs(PIPELINE, limit=1)[0].summary
+
+
+async def test_first_run_reports_every_valid_student_and_rejects_with_bedas_reasons(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str) -> None:
+    state = await run(data)
+    assert state.is_completed(), state.message
+    held = beda_state(sandboxes)
+    expected = valid_students(data)
+    assert set(held) == set(expected)
+    for civic, person in expected.items():
+        record = data.records[person.id]
+        assert len(held[civic]["meriter"]["kursbetyg"]) == len(record.grades)
+        assert len(held[civic]["meriter"].get("examen", [])) == len(record.diplomas)
+        assert held[civic]["received"] == 1
+    summary = last_summary(ledger_url)
+    assert summary["accepted"] == len(expected)
+    assert summary["rejected"] == 2 and summary["lost"] == 0 and summary["students"] == len(data.records)
+    rejected = [o for o in Ledger.shared(ledger_url).outcomes(PIPELINE) if o.outcome == Outcome.REJECTED]
+    assert {e["kod"] for o in rejected for e in o.errors} == {"BETYG_OGILTIGT"}
+    assert "2 rejected" in state.message
+
+
+async def test_rerun_sends_only_what_changed_and_a_removed_grade_reaches_beda(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str) -> None:
+    await run(data)
+    # Same window again: every student is still in it, none has changed since Beda accepted it.
+    first_window = Ledger.shared(ledger_url).runs(PIPELINE, limit=1)[0].parameters
+    await run(data, start=dt.datetime.fromisoformat(first_window["start"]),
+              end=dt.datetime.fromisoformat(first_window["end"]))
+    assert last_summary(ledger_url)["accepted"] == 0
+    assert last_summary(ledger_url)["unchanged"] == len(valid_students(data))
+
+    valid = valid_students(data)
+    by_civic = {p.civic_no: p for p in data.students()}
+    changed, removed = [c for c in valid if len(data.records[by_civic[c].id].grades) >= 2][:2]
+    when = platform_now()
+    grade = data.records[by_civic[changed].id].grades[0]
+    new_value = "E" if grade.value != "E" and grade.school_form not in ("YH",) else "G"
+    data.change_grade(by_civic[changed].id, 0, new_value, when=when)
+    kept = len(data.records[by_civic[removed].id].grades) - 1
+    data.remove_grade(by_civic[removed].id, 0, when=when)
+
+    state = await run(data, end=when + dt.timedelta(minutes=1))
+    assert state.is_completed(), state.message
+    assert last_summary(ledger_url)["accepted"] == 2
+    held = beda_state(sandboxes)
+    assert held[changed]["meriter"]["kursbetyg"][0]["betyg"] == new_value
+    assert len(held[removed]["meriter"]["kursbetyg"]) == kept
+    assert {c for c, s in held.items() if s["received"] == 2} == {changed, removed}
+    assert all(s["received"] == 1 for c, s in held.items() if c not in (changed, removed))
+
+
+async def test_dry_run_builds_and_checks_everything_and_sends_nothing(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str) -> None:
+    state = await run(data, dry_run=True)
+    assert state.is_completed()
+    assert beda_state(sandboxes) == {}
+    summary = last_summary(ledger_url)
+    assert summary["planned"] == len(valid_students(data)) and summary["rejected"] == 2
+    ledger = Ledger.shared(ledger_url)
+    assert ledger.watermark(PIPELINE, data.huvudman_orgnr) is None
+    assert {o.outcome for o in ledger.outcomes(PIPELINE)} == {Outcome.PLANNED, Outcome.REJECTED}
+
+
+@pytest.mark.parametrize("profile, confirm, url, message", [
+    ("test", False, None, "Beda has no test environment"),
+    ("production", False, None, "confirm_production"),
+    ("sandbox", True, "https://gw.api.beda.uhr.se", "only talks to sandboxes"),
+])
+async def test_production_guard_stops_the_run_before_anything_is_sent(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, monkeypatch: pytest.MonkeyPatch,
+        profile: str, confirm: bool, url: str | None, message: str) -> None:
+    monkeypatch.setenv("SKOLFLOW_PROFILE", profile)
+    if url:
+        monkeypatch.setenv("SKOLFLOW_BEDA_URL", url)
+    if profile != "sandbox":  # the sources must pass the guard too; make them look like a test service
+        monkeypatch.setenv("SKOLFLOW_BETYG_URL", sandboxes.urls["platform"].replace("127.0.0.1", "localhost"))
+    state = await run(data, confirm_production=confirm)
+    assert state.is_failed()
+    assert message in state.message
+    assert beda_state(sandboxes) == {}
+
+
+async def test_a_rerun_after_a_lost_answer_sends_nothing_twice(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Beda processes every batch but its answers never arrive: the run cannot know what Beda holds.
+    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("SKOLFLOW_HTTP_ATTEMPTS", "1")
+    set_faults(sandboxes, "beda", timeout=1.0, timeout_hold_seconds=1.5, path_prefix="/api/")
+    state = await run(data, batch_size=25)
+    assert state.is_failed()
+    assert "not delivered" in state.message or "Nothing could be sent" in state.message
+    expected = valid_students(data)
+    assert set(beda_state(sandboxes)) == set(expected)  # Beda got them; we never heard back
+    assert Ledger.shared(ledger_url).watermark(PIPELINE, data.huvudman_orgnr) is None
+
+    set_faults(sandboxes, "beda")
+    monkeypatch.setenv("SKOLFLOW_HTTP_ATTEMPTS", "3")
+    state = await run(data, batch_size=25)
+    assert state.is_completed(), state.message
+    summary = last_summary(ledger_url)
+    assert summary["reconciled"] == len(expected) and summary["accepted"] == len(expected)
+    assert all(s["received"] == 1 for s in beda_state(sandboxes).values())
+    assert Ledger.shared(ledger_url).watermark(PIPELINE, data.huvudman_orgnr) is not None
+
+
+async def test_every_student_reaches_beda_exactly_once_under_injected_faults(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "0.4")
+    monkeypatch.setenv("SKOLFLOW_HTTP_ATTEMPTS", "12")
+    for name in systems.SYSTEMS:
+        set_faults(sandboxes, name, server_error=0.1, timeout=0.1, timeout_hold_seconds=0.8, seed=11)
+    state = await run(data, batch_size=10)
+    assert state.is_completed(), state.message
+    held = beda_state(sandboxes)
+    expected = valid_students(data)
+    assert set(held) == set(expected)
+    assert all(s["revisions"] == 1 for s in held.values())  # each student's merits written exactly once
+    injected = httpx.get(f"{sandboxes.urls['beda']}/_sandbox/faults").json()["injected"]
+    assert injected["server_error"] + injected["timeout"] > 0
+    assert last_summary(ledger_url)["lost"] == 0
+
+
+async def test_selection_by_school_unit_and_by_student(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str) -> None:
+    unit = data.school_units[1]
+    at_unit = {p.civic_no for p in data.students() if p.school_unit_id == unit.id} & set(valid_students(data))
+    state = await run(data, school_units=[unit.code], what="kursbetyg")
+    assert state.is_completed()
+    held = beda_state(sandboxes)
+    assert set(held) == at_unit
+    assert all(s["meriter"]["examen"] == [] for s in held.values())
+
+    other = next(p for p in data.students() if p.civic_no in valid_students(data) and p.school_unit_id != unit.id)
+    await run(data, student="{" + other.id.upper() + "}", what="kursbetyg")
+    assert set(beda_state(sandboxes)) == at_unit | {other.civic_no}
+
+
+async def test_personal_identity_numbers_stay_out_of_prefect(
+        sandboxes: systems.Sandboxes, data: ds.Dataset) -> None:
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_API_URL
+
+    state = await run(data)
+    await APILogHandler.aflush()
+    run_id = str(state.state_details.flow_run_id)
+    # Read what the Prefect UI reads, straight from its API.
+    async with httpx.AsyncClient(base_url=PREFECT_API_URL.value()) as api:
+        flow_run = (await api.get(f"/flow_runs/{run_id}")).json()
+        logs = (await api.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200,
+                                                      "offset": 0, "sort": "TIMESTAMP_ASC"})).json()
+        artifacts = (await api.post("/artifacts/filter", json={
+            "artifacts": {"flow_run_id": {"any_": [run_id]}}, "limit": 50, "offset": 0,
+            "sort": "CREATED_DESC"})).json()
+    assert logs and {a["type"] for a in artifacts} >= {"table", "markdown", "progress"}
+    shown = " ".join([str(flow_run["parameters"]), flow_run["name"], state.message or ""]
+                     + [log["message"] for log in logs] + [str(a["data"]) for a in artifacts])
+    for person in data.students():
+        assert person.civic_no not in shown
+    assert any(mask(p.civic_no) in shown for p in data.students())  # rejected students are shown masked
