@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 from prefect import flow, get_run_logger, task
@@ -27,6 +26,7 @@ from prefect.utilities.annotations import quote
 from skolflow.blocks import BedaCredentials, BetygApiCredentials, SS12000Credentials
 from skolflow.connectors.beda.client import BedaClient
 from skolflow.connectors.betyg.client import BetygClient
+from skolflow.connectors.betyg.models import PLATFORM_TIMEZONE, platform_now
 from skolflow.connectors.betygsdokument.client import BetygsdokumentClient
 from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy, TransientError
 from skolflow.connectors.ss12000.client import SS12000Client
@@ -43,7 +43,6 @@ from skolflow.tasks.grades import platform_id
 from skolflow.tasks.identities import ResolvedUnit, read_units, resolve_persons, same_orgnr
 
 PIPELINE = "betyg_to_beda"
-PLATFORM_TIMEZONE = ZoneInfo("Europe/Stockholm")
 DEFAULT_WINDOW = dt.timedelta(days=14)
 
 
@@ -84,11 +83,6 @@ class BatchReport:
     def outcomes(self) -> int:
         """Students that got an outcome; 'protected' and 'reconciled' are subsets of 'accepted'."""
         return self.accepted + self.unchanged + self.planned + self.failed + self.skipped + self.rejected
-
-
-def platform_now() -> dt.datetime:
-    """The platform's wall clock to the minute: the Betyg API's from/tom have no zone (Swedish time)."""
-    return dt.datetime.now(PLATFORM_TIMEZONE).replace(tzinfo=None, second=0, microsecond=0)
 
 
 def _run_name() -> str:

@@ -177,3 +177,7 @@ def history_beda(
                       str(s.get("accepted", "")), str(s.get("unchanged", "")), str(s.get("rejected", "")),
                       str(s.get("failed", "")))
     console.print(table)
+
+
+if __name__ == "__main__":
+    app()

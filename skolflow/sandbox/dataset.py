@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from stdnum import luhn
 
+from skolflow.connectors.betyg.models import platform_now
 from skolflow.identity import parse_swedish_identity
 
 HUVUDMAN_ORGNR = "212000-0142"  # a valid municipal organisationsnummer (checked by stdnum)
@@ -115,7 +116,7 @@ class Dataset:
         """Replace a student's grades (add, change or remove), as a teacher's decision would."""
         record = self.records.setdefault(student_id, StudentRecord())
         record.grades = list(grades)
-        record.changed = when or now()
+        record.changed = when or platform_now()
 
     def change_grade(self, student_id: str, index: int, value: str, when: dt.datetime | None = None) -> None:
         record = self.records[student_id]
@@ -127,11 +128,6 @@ class Dataset:
         grades = list(self.records[student_id].grades)
         del grades[index]
         self.set_grades(student_id, grades, when)
-
-
-def now() -> dt.datetime:
-    """Naive local wall-clock time to the minute: what the Betyg API's from/tom compare against."""
-    return dt.datetime.now().replace(second=0, microsecond=0)
 
 
 GIVEN = ["Alva", "Elsa", "Maja", "Wilma", "Saga", "Noah", "Hugo", "William", "Liam", "Elias", "Ali", "Sara"]
@@ -240,7 +236,7 @@ def generate(students: int = 200, schools: int = 6, seed: int = 2026, today: dt.
     rng = random.Random(seed)
     uid = lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))  # noqa: E731 - deterministic uuid4
     today = today or dt.date.today()
-    changed_base = now()
+    changed_base = platform_now()
     units: list[SchoolUnit] = []
     used_codes: set[str] = set()
     for index in range(schools):

@@ -17,25 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from skolflow.connectors.betygsdokument.models import DOCUMENT_TYPES
+
 MAX_BATCH = 200
 
-# The DokumentTyp values of the Betygsdokument API (contracts/betygsdokument/betygsdokument.xsd, v2.0).
-DOKUMENTTYPER: tuple[str, ...] = (
-    "GY_EXAMENSBEVIS_HOGSKOLEFORBEREDANDE",
-    "GY_EXAMENSBEVIS_INGENJOR",
-    "GY_EXAMENSBEVIS_YRKESFORBEREDANDE",
-    "GY_GYMNASIEINTYG",
-    "GY_SLUTBETYG",
-    "GY_STUDIEBEVIS",
-    "GYSAR02_SLUTBETYG",
-    "GYSAR_STUDIEBEVIS_FOR_INDIVIDUELLT",
-    "GYSAR_STUDIEBEVIS_FOR_NATIONELLT",
-    "VUX_EXAMENSBEVIS_HOGSKOLEFORBEREDANDE",
-    "VUX_EXAMENSBEVIS_YRKESFORBEREDANDE",
-    "VUX_KUNSKAPSINTYG",
-    "VUX_SLUTBETYG",
-    "VUX_SLUTBETYG_GY",
-)
+# Beda takes the diploma types of the Betygsdokument API (v2.0): one list, kept with that contract.
+DOKUMENTTYPER: tuple[str, ...] = DOCUMENT_TYPES
 
 
 def _iso_date(value: Any) -> Any:

@@ -11,6 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+# The platform's from/tom and change times carry no zone: they are Swedish wall-clock time.
+PLATFORM_TIMEZONE = ZoneInfo("Europe/Stockholm")
+
+
+def platform_now() -> dt.datetime:
+    """The platform's wall clock to the minute, the resolution of the API's from/tom."""
+    return dt.datetime.now(PLATFORM_TIMEZONE).replace(tzinfo=None, second=0, microsecond=0)
+
 
 KURSBETYG = "kursbetyg"
 AMNESBETYG = "ämnesbetyg"

@@ -1,0 +1,56 @@
+"""`skolflow demo` and `skolflow sandbox` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+
+from skolflow.flows.demo import run_demo
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_reports_sent_rejected_and_lost(tmp_path: Path) -> None:
+    console = Console(record=True, width=200)
+    result = run_demo(students=40, console=console)
+    first, second = result["first"], result["second"]
+    assert first["students"] == 40 and first["lost"] == 0
+    assert first["rejected"] == 2  # the data set's planted mistakes, with Beda's reasons
+    assert first["accepted"] == 38 == result["beda_students"]
+    assert second["accepted"] == 2 and second["lost"] == 0
+    output = console.export_text()
+    assert "BETYG_OGILTIGT" in output and "Where to see the runs" in output
+    assert not re.search(r"\d{8}-\d{4}", output)  # only masked personnummer
+    assert not os.environ.get("SKOLFLOW_BEDA_URL")  # the demo leaves the environment as it found it
+
+
+def test_sandbox_command_serves_every_system_until_stopped(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skolflow.flows.cli", "sandbox", "--students", "20", "--fault-5xx", "0.5",
+         "--system", "beda"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200", "SKOLFLOW_DATA_DIR": str(tmp_path)})
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("Ctrl-C" in line for line in lines):
+            line = process.stdout.readline() if process.stdout else ""
+            if line:
+                lines.append(line)
+        text = "".join(lines)
+        urls = dict(re.findall(r"^\s+(platform|ss12000|beda)\s+(http://127\.0\.0\.1:\d+)", text, re.M))
+        assert set(urls) == {"platform", "ss12000", "beda"}, text
+        assert "export SKOLFLOW_BEDA_CLIENT_ID=" in text
+        faults = httpx.get(f"{urls['beda']}/_sandbox/faults").json()["config"]
+        assert faults["server_error"] == 0.5
+        assert httpx.get(f"{urls['ss12000']}/_sandbox/faults").json()["config"]["server_error"] == 0.0
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
