@@ -52,6 +52,8 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
     previous = {k: os.environ.get(k) for k in [*sandboxes.environment(), "SKOLFLOW_PROFILE", "SKOLFLOW_DATABASE_URL"]}
     os.environ.update(sandboxes.environment())
     os.environ.update({"SKOLFLOW_PROFILE": "sandbox", "SKOLFLOW_DATABASE_URL": database_url})
+    # The embedded server would try to send usage telemetry; a demo should not need the internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         console.rule("[bold]skolflow demo: Betyg → Beda")
         for name, url in sandboxes.urls.items():
