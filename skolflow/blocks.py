@@ -74,3 +74,27 @@ class SS12000Credentials(_ServiceBlock):
 
     base_url: str
     token: SecretStr
+
+
+class Skola24Credentials(_ServiceBlock):
+    """Skola24's export services (Export Organisation, Export Lektion V3); the key opens the schools it names."""
+
+    _block_type_name = "skolflow Skola24"
+    env_prefix: ClassVar[str] = "SKOLFLOW_SKOLA24"
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "api_key": "API_KEY"}
+
+    base_url: str
+    api_key: SecretStr
+
+
+class HaldorCredentials(_ServiceBlock):
+    """OAuth2 client credentials for Haldor's schedule import."""
+
+    _block_type_name = "skolflow Haldor"
+    env_prefix: ClassVar[str] = "SKOLFLOW_HALDOR"
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "client_id": "CLIENT_ID",
+                                            "client_secret": "CLIENT_SECRET"}
+
+    base_url: str
+    client_id: str
+    client_secret: SecretStr

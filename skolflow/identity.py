@@ -114,6 +114,14 @@ def validate_norwegian_orgnr(value: str) -> str:
         raise InvalidIdentity(f"{value!r} is not a valid Norwegian organisasjonsnummer") from exc
 
 
+def mask_email(value: str | None) -> str:
+    """`anna.berg@skola.se` → `a***@skola.se`: enough for an admin to find the person, not to name them."""
+    if not value or "@" not in value:
+        return mask(value)
+    local, _, domain = value.strip().partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
 _IDENTITY_IN_TEXT = re.compile(r"(?<!\d)(\d{6}|\d{8})[-+]?(\d{4}|\d{5})(?!\d)")
 
 

@@ -25,8 +25,13 @@ def test_demo_reports_sent_rejected_and_lost(tmp_path: Path) -> None:
     assert first["rejected"] == 2  # the data set's planted mistakes, with Beda's reasons
     assert first["accepted"] == 38 == result["beda_students"]
     assert second["accepted"] == 2 and second["lost"] == 0
+    timetable = result["skola24_to_haldor"]
+    statuses = [school["status"] for school in timetable.values()]
+    assert statuses.count("not published") == 1 and statuses.count("synced") == len(statuses) - 1
+    assert all(s["positions"] > 0 for s in timetable.values() if s["status"] == "synced")
     output = console.export_text()
     assert "BETYG_OGILTIGT" in output and "Where to see the runs" in output
+    assert "är schemat publicerat i Skola24?" in output
     assert not re.search(r"\d{8}-\d{4}", output)  # only masked personnummer
     assert not os.environ.get("SKOLFLOW_BEDA_URL")  # the demo leaves the environment as it found it
 
@@ -45,8 +50,9 @@ def test_sandbox_command_serves_every_system_until_stopped(tmp_path: Path) -> No
             if line:
                 lines.append(line)
         text = "".join(lines)
-        urls = dict(re.findall(r"^\s+(platform|ss12000|beda)\s+(http://127\.0\.0\.1:\d+)", text, re.M))
-        assert set(urls) == {"platform", "ss12000", "beda"}, text
+        urls = dict(re.findall(r"^\s+(platform|ss12000|beda|skola24|haldor)\s+(http://127\.0\.0\.1:\d+)", text, re.M))
+        assert set(urls) == {"platform", "ss12000", "beda", "skola24", "haldor"}, text
+        assert "[[school]]" in text and 'match = "email"' in text
         assert "export SKOLFLOW_BEDA_CLIENT_ID=" in text
         faults = httpx.get(f"{urls['beda']}/_sandbox/faults").json()["config"]
         assert faults["server_error"] == 0.5

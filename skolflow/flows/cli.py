@@ -70,7 +70,11 @@ def sandbox(
     console.print("\nPoint skolflow at them (profile sandbox):")
     for key, value in running.environment().items():
         console.print(f"  export {key}={value}")
-    console.print(f"\nanslutningspart / huvudman: {running.dataset.huvudman_orgnr}. Ctrl-C stops.")
+    from skolflow.tasks.schools import dump_schools
+
+    console.print("\nSkola24 → Haldor schools file for these sandboxes (save it, set SKOLFLOW_SKOLA24_SCHOOLS):")
+    console.print(dump_schools(systems.school_configs(running.dataset, running.timetable)), markup=False)
+    console.print(f"anslutningspart / huvudman: {running.dataset.huvudman_orgnr}. Ctrl-C stops.")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -119,6 +123,26 @@ def run_betyg_to_beda(
     state = asyncio.run(betyg_to_beda(
         anslutningspart=anslutningspart, school_units=school_unit or [], student=student, what=what,
         start=_parse_time(start), end=_parse_time(end), dry_run=dry_run, confirm_production=confirm_production,
+        return_state=True))
+    console.print(state.message or state.name)
+    if state.is_failed():
+        raise typer.Exit(1)
+
+
+@run_app.command("skola24-to-haldor")
+def run_skola24_to_haldor(
+    school: Annotated[list[str] | None, typer.Option(help="a configured school's name; repeat (default: all)")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default: this Monday)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last day (default: the Sunday three weeks on)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="export, match and plan; push nothing")] = False,
+    confirm_production: Annotated[bool, typer.Option(help="required in profile production")] = False,
+) -> None:
+    """Sync the configured schools' published timetables from Skola24 into Haldor."""
+    from skolflow.flows.skola24_to_haldor import skola24_to_haldor
+
+    state = asyncio.run(skola24_to_haldor(
+        schools=school or None, start=dt.date.fromisoformat(start) if start else None,
+        end=dt.date.fromisoformat(end) if end else None, dry_run=dry_run, confirm_production=confirm_production,
         return_state=True))
     console.print(state.message or state.name)
     if state.is_failed():

@@ -49,7 +49,8 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
     database_url = f"sqlite:///{ledger_path}"
     data = ds.generate(students=students, mistakes=max(2, students // 100))
     sandboxes = systems.start(data)
-    previous = {k: os.environ.get(k) for k in [*sandboxes.environment(), "SKOLFLOW_PROFILE", "SKOLFLOW_DATABASE_URL"]}
+    previous = {k: os.environ.get(k) for k in [*sandboxes.environment(), "SKOLFLOW_PROFILE", "SKOLFLOW_DATABASE_URL",
+                                               "SKOLFLOW_SKOLA24_SCHOOLS"]}
     os.environ.update(sandboxes.environment())
     os.environ.update({"SKOLFLOW_PROFILE": "sandbox", "SKOLFLOW_DATABASE_URL": database_url})
     # The embedded server would try to send usage telemetry; a demo should not need the internet.
@@ -77,8 +78,9 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
         console.print(f"Beda's sandbox now holds {len(held)} students, "
                       f"{sum(s['received'] for s in held.values())} deliveries for "
                       f"{sum(s['revisions'] for s in held.values())} changes: nothing was sent twice.")
+        timetable = _skola24_to_haldor(console, sandboxes, demo_dir)
         _where(console, settings, ledger_path)
-        return {"first": first, "second": second, "beda_students": len(held)}
+        return {"first": first, "second": second, "beda_students": len(held), "skola24_to_haldor": timetable}
     finally:
         sandboxes.stop()
         for key, value in previous.items():
@@ -86,6 +88,31 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _skola24_to_haldor(console: Console, sandboxes: systems.Sandboxes, demo_dir: Path) -> dict[str, Any]:
+    """Sync every sandbox school; one school's schedule is left unpublished, as happens in real life."""
+    from skolflow.flows.skola24_to_haldor import PIPELINE, skola24_to_haldor
+    from skolflow.ledger import Ledger
+    from skolflow.tasks.schools import dump_schools
+
+    configs = systems.school_configs(sandboxes.dataset, sandboxes.timetable)
+    schools_path = demo_dir / "skola24-haldor.toml"
+    schools_path.write_text(dump_schools(configs), encoding="utf-8")
+    os.environ["SKOLFLOW_SKOLA24_SCHOOLS"] = str(schools_path)
+    sandboxes.timetable.set_published(configs[-1].school_guid, False)
+    console.rule("[bold]skolflow demo: Skola24 → Haldor")
+    console.print(f"schools configured in {schools_path}")
+    asyncio.run(skola24_to_haldor(return_state=True))
+    summary = Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"]).runs(PIPELINE, limit=1)[0].summary
+    table = Table(title="Per school: this week and the next three")
+    for column in ("school", "status", "lessons", "positions in Haldor", "unmatched persons", "lessons not placed"):
+        table.add_column(column)
+    for name, school in summary.items():
+        table.add_row(name, school["message"] or school["status"], str(school["lessons"]), str(school["positions"]),
+                      str(school["unmatched_persons"]), str(school["unplaced_lessons"]))
+    console.print(table)
+    return summary
 
 
 def _rejected(ledger: Any, outcome: Any) -> list[dict[str, str]]:
@@ -109,6 +136,7 @@ def _where(console: Console, settings: Settings, ledger_path: Path) -> None:
     else:
         console.print("The runs ran on Prefect's embedded server; they are kept in Prefect's database "
                       "(~/.prefect/prefect.db). To browse them: [bold]uv run prefect server start[/] and open "
-                      "http://127.0.0.1:4200/runs (flow 'betyg-to-beda': table, progress and summary artifacts).")
+                      "http://127.0.0.1:4200/runs (flows 'betyg-to-beda' and 'skola24-to-haldor', with their table, "
+                      "progress and summary artifacts).")
     console.print(f"History with masked personnummer: [bold]SKOLFLOW_DATABASE_URL=sqlite:///{ledger_path} "
                   "uv run skolflow history beda[/]")

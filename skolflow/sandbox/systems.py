@@ -13,17 +13,26 @@ from fastapi import FastAPI
 from skolflow.connectors.beda import sandbox as beda_sandbox
 from skolflow.connectors.betyg import sandbox as betyg_sandbox
 from skolflow.connectors.betygsdokument import sandbox as betygsdokument_sandbox
+from skolflow.connectors.haldor import sandbox as haldor_sandbox
+from skolflow.connectors.skola24 import sandbox as skola24_sandbox
 from skolflow.connectors.ss12000 import sandbox as ss12000_sandbox
 from skolflow.sandbox.dataset import Dataset
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from skolflow.sandbox.timetable import DEFAULT_API_KEY as SKOLA24_API_KEY
+from skolflow.sandbox.timetable import Timetable, build_timetable
+from skolflow.tasks.schools import SchoolConfig
+from skolflow.tasks.timetable import MatchKey
 
 PLATFORM_TOKEN = "sandbox-platform-token"
 SS12000_TOKEN = "sandbox-ss12000-token"
 BEDA_CLIENT_ID = "sandbox-client"
 BEDA_CLIENT_SECRET = "sandbox-secret"
 
-SYSTEMS = ("platform", "ss12000", "beda")
+HALDOR_CLIENT_ID = "sandbox-haldor-client"
+HALDOR_CLIENT_SECRET = "sandbox-haldor-secret"
+
+SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor")
 
 
 def platform_app(dataset: Dataset) -> FastAPI:
@@ -39,18 +48,37 @@ def platform_app(dataset: Dataset) -> FastAPI:
     return app
 
 
-def apps(dataset: Dataset) -> dict[str, FastAPI]:
+def haldor_missing(dataset: Dataset) -> list[str]:
+    """Persons only Skola24 knows (every 25th), so matching has someone to report."""
+    return [p.id for p in dataset.persons[::25]]
+
+
+def apps(dataset: Dataset, timetable: Timetable) -> dict[str, FastAPI]:
     return {
         "platform": platform_app(dataset),
         "ss12000": ss12000_sandbox.create_app(dataset, SS12000_TOKEN),
         "beda": beda_sandbox.create_app_for(dataset, BEDA_CLIENT_ID, BEDA_CLIENT_SECRET),
+        "skola24": skola24_sandbox.create_app(timetable),
+        "haldor": haldor_sandbox.create_app_for(dataset, HALDOR_CLIENT_ID, HALDOR_CLIENT_SECRET,
+                                                missing=haldor_missing(dataset)),
     }
+
+
+def school_configs(dataset: Dataset, timetable: Timetable) -> list[SchoolConfig]:
+    """The Skola24 → Haldor configuration a school would write for the sandbox's schools."""
+    configs = []
+    for unit in dataset.school_units:
+        school = timetable.school_of_unit(unit.id)
+        configs.append(SchoolConfig(name=school.name, domain=timetable.domain, school_guid=school.guid,
+                                    match=MatchKey.EMAIL, haldor_school=haldor_sandbox.school_id_for(unit)))
+    return configs
 
 
 @dataclass
 class Sandboxes:
     server: SandboxServer
     dataset: Dataset
+    timetable: Timetable
 
     @property
     def urls(self) -> dict[str, str]:
@@ -67,6 +95,11 @@ class Sandboxes:
             "SKOLFLOW_BEDA_URL": urls["beda"],
             "SKOLFLOW_BEDA_CLIENT_ID": BEDA_CLIENT_ID,
             "SKOLFLOW_BEDA_CLIENT_SECRET": BEDA_CLIENT_SECRET,
+            "SKOLFLOW_SKOLA24_URL": urls["skola24"],
+            "SKOLFLOW_SKOLA24_API_KEY": SKOLA24_API_KEY,
+            "SKOLFLOW_HALDOR_URL": urls["haldor"],
+            "SKOLFLOW_HALDOR_CLIENT_ID": HALDOR_CLIENT_ID,
+            "SKOLFLOW_HALDOR_CLIENT_SECRET": HALDOR_CLIENT_SECRET,
         }
 
     def stop(self) -> None:
@@ -77,11 +110,12 @@ def start(dataset: Dataset, faults: dict[str, FaultConfig] | None = None, *, hos
           ports: dict[str, int] | None = None) -> Sandboxes:
     """Start every sandbox on its own port; faults per system default to the environment's."""
     server = SandboxServer(host=host)
+    timetable = build_timetable(dataset)
     try:
-        for name, app in apps(dataset).items():
+        for name, app in apps(dataset, timetable).items():
             config = (faults or {}).get(name) or FaultConfig.from_env(name)
             server.start(name, with_faults(app, name, config), (ports or {}).get(name))
     except BaseException:
         server.stop()
         raise
-    return Sandboxes(server, dataset)
+    return Sandboxes(server, dataset, timetable)
