@@ -11,27 +11,21 @@ masked (``RemoteError`` would otherwise quote the URL and the remote body in ful
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from skolflow.connectors.beda.models import MAX_BATCH, BatchResponse, Merits, StudentResult, TokenResponse
-from skolflow.connectors.http import HttpSettings, RemoteError, TransientError, build_client, request
+from skolflow.connectors.beda.models import MAX_BATCH, BatchResponse, Merits, StudentResult
+from skolflow.connectors.http import HttpSettings, RemoteError, TransientError, build_client
+from skolflow.connectors.oauth2 import BearerSession
 from skolflow.identity import mask, mask_text, validate_swedish_orgnr
 
 PRODUCTION_HOST = "gw.api.beda.uhr.se"
 PRODUCTION_URL = f"https://{PRODUCTION_HOST}"
 
 SYSTEM = "beda"
-TOKEN_PATH = "/oauth2/token"
 API_PREFIX = "/api/v1/anslutningsparter"
-# Refresh a token this long before Beda says it expires (at most a tenth of its lifetime).
-REFRESH_MARGIN_SECONDS = 60.0
 
 
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -49,11 +43,6 @@ def _parse(model: type[Answer], status: int, text: str, method: str, shown_path:
                           url=shown_path) from None
 
 
-@dataclass(frozen=True)
-class _Token:
-    value: str
-    refresh_at: float  # time.monotonic()
-
 
 class BedaClient:
     """Sends students' merits to Beda for one anslutningspart and reads back what Beda holds.
@@ -70,12 +59,9 @@ class BedaClient:
         http: HttpSettings | None = None,
     ):
         self.party_orgnr = validate_swedish_orgnr(party_orgnr)
-        self._client_id = client_id
-        self._client_secret = client_secret
         self._settings = http or HttpSettings()
         self._http = build_client(base_url, self._settings, headers={"Accept": "application/json"})
-        self._token: _Token | None = None
-        self._token_lock = asyncio.Lock()
+        self._auth = BearerSession(SYSTEM, self._http, self._settings.retry, client_id, client_secret)
 
     async def __aenter__(self) -> BedaClient:
         return self
@@ -132,52 +118,4 @@ class BedaClient:
         return _parse(Merits, response.status_code, response.text, "GET", shown)
 
     async def _call(self, method: str, path: str, shown_path: str, **kwargs: Any) -> httpx.Response:
-        """One API call with a bearer token; on a 401 the token is fetched anew and the call made once more.
-
-        Errors are re-raised with ``shown_path`` (the masked path) and the remote body masked. The
-        chained original is suppressed, since its message holds the unmasked URL.
-        """
-        for attempt in range(2):
-            used: list[str] = []
-            try:
-                return await request(self._http, SYSTEM, method, path, retry=self._settings.retry,
-                                     prepare=self._bearer(used), **kwargs)
-            except RemoteError as exc:
-                if exc.url == TOKEN_PATH:  # Beda refused our credentials: no personnummer, nothing to retry
-                    raise
-                if exc.status_code == 401 and attempt == 0 and not isinstance(exc, TransientError):
-                    self._forget(used[-1] if used else None)
-                    continue
-                raise type(exc)(SYSTEM, exc.status_code, mask_text(exc.body), method=method,
-                                url=shown_path) from None
-        raise AssertionError("unreachable: the second attempt returns or raises")
-
-    def _bearer(self, used: list[str]) -> Callable[[], Awaitable[Mapping[str, str]]]:
-        """A ``prepare`` hook for :func:`request` that remembers which token each attempt carried."""
-
-        async def prepare() -> Mapping[str, str]:
-            token = await self._access_token()
-            used.append(token)
-            return {"Authorization": f"Bearer {token}"}
-
-        return prepare
-
-    def _forget(self, token: str | None) -> None:
-        """Drop a token Beda refused, unless a concurrent call has already replaced it."""
-        if self._token is not None and self._token.value == token:
-            self._token = None
-
-    async def _access_token(self) -> str:
-        async with self._token_lock:
-            token = self._token
-            if token is None or time.monotonic() >= token.refresh_at:
-                token = self._token = await self._fetch_token()
-            return token.value
-
-    async def _fetch_token(self) -> _Token:
-        data = {"grant_type": "client_credentials", "client_id": self._client_id,
-                "client_secret": self._client_secret}
-        response = await request(self._http, SYSTEM, "POST", TOKEN_PATH, retry=self._settings.retry, data=data)
-        answer = _parse(TokenResponse, response.status_code, response.text, "POST", TOKEN_PATH)
-        margin = min(REFRESH_MARGIN_SECONDS, answer.expires_in / 10)
-        return _Token(answer.access_token, time.monotonic() + answer.expires_in - margin)
+        return await self._auth.call(method, path, shown_path, **kwargs)

@@ -117,11 +117,3 @@ class ErrorResponse(_Answer):
     """A refusal of the whole request (400, 401, 403, 413)."""
 
     fel: list[Fel]
-
-
-class TokenResponse(BaseModel):
-    """OAuth2 token answer: RFC 6749 names, so snake_case on the wire too."""
-
-    access_token: str
-    token_type: str
-    expires_in: int

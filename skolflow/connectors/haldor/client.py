@@ -1,8 +1,7 @@
 """Async client for Haldor's schedule import, as skolflow models it (DESIGN §4).
 
-OAuth2 client credentials as for Beda: one token, cached until shortly before it expires and fetched
-anew once when Haldor answers 401. A replace of more positions than one call takes (2,000) or of a
-longer range than one call covers (93 days) is split into consecutive date windows, each a complete
+OAuth2 client credentials through skolflow.connectors.oauth2, as for Beda. A replace of more positions
+than one call takes (2,000) or of a longer range than one call covers (93 days) is split into consecutive date windows, each a complete
 replace of its own range, so the union of the calls means exactly what one call would have meant.
 
 Personnummer travel only in bodies, but Haldor may quote them back: every error this client raises
@@ -11,11 +10,9 @@ has the remote body masked.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -30,17 +27,14 @@ from skolflow.connectors.haldor.models import (
     SchedulePage,
     ScheduleRequest,
     ScheduleResult,
-    TokenResponse,
     User,
     UsersPage,
 )
-from skolflow.connectors.http import HttpSettings, RemoteError, TransientError, build_client, request
+from skolflow.connectors.http import HttpSettings, RemoteError, build_client
+from skolflow.connectors.oauth2 import BearerSession
 from skolflow.identity import mask_text
 
 SYSTEM = "haldor"
-TOKEN_PATH = "/oauth2/token"
-# Refresh a token this long before Haldor says it expires (at most a tenth of its lifetime).
-REFRESH_MARGIN_SECONDS = 60.0
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -104,11 +98,6 @@ def _ranges(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
     return [(w.start, w.end) for w in plan_windows(start, end, [])]
 
 
-@dataclass(frozen=True)
-class _Token:
-    value: str
-    refresh_at: float  # time.monotonic()
-
 
 class HaldorClient:
     """Reads who Haldor knows at a school and replaces the school's schedule positions by date range.
@@ -117,12 +106,9 @@ class HaldorClient:
     """
 
     def __init__(self, base_url: str, client_id: str, client_secret: str, http: HttpSettings | None = None):
-        self._client_id = client_id
-        self._client_secret = client_secret
         self._settings = http or HttpSettings()
         self._http = build_client(base_url, self._settings, headers={"Accept": "application/json"})
-        self._token: _Token | None = None
-        self._token_lock = asyncio.Lock()
+        self._auth = BearerSession(SYSTEM, self._http, self._settings.retry, client_id, client_secret)
 
     async def __aenter__(self) -> HaldorClient:
         return self
@@ -185,54 +171,7 @@ class HaldorClient:
         return positions
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One API call with a bearer token; on a 401 the token is fetched anew and the call made once more.
-
-        Errors are re-raised with the remote body masked; the chained original is suppressed, since
-        its ``body`` is not.
-        """
-        for attempt in range(2):
-            used: list[str] = []
-            try:
-                return await request(self._http, SYSTEM, method, path, retry=self._settings.retry,
-                                     prepare=self._bearer(used), **kwargs)
-            except RemoteError as exc:
-                if exc.url == TOKEN_PATH:  # Haldor refused our credentials: nothing to retry
-                    raise
-                if exc.status_code == 401 and attempt == 0 and not isinstance(exc, TransientError):
-                    self._forget(used[-1] if used else None)
-                    continue
-                raise type(exc)(SYSTEM, exc.status_code, mask_text(exc.body), method=method, url=path) from None
-        raise AssertionError("unreachable: the second attempt returns or raises")
-
-    def _bearer(self, used: list[str]) -> Callable[[], Awaitable[Mapping[str, str]]]:
-        """A ``prepare`` hook for :func:`request` that remembers which token each attempt carried."""
-
-        async def prepare() -> Mapping[str, str]:
-            token = await self._access_token()
-            used.append(token)
-            return {"Authorization": f"Bearer {token}"}
-
-        return prepare
-
-    def _forget(self, token: str | None) -> None:
-        """Drop a token Haldor refused, unless a concurrent call has already replaced it."""
-        if self._token is not None and self._token.value == token:
-            self._token = None
-
-    async def _access_token(self) -> str:
-        async with self._token_lock:
-            token = self._token
-            if token is None or time.monotonic() >= token.refresh_at:
-                token = self._token = await self._fetch_token()
-            return token.value
-
-    async def _fetch_token(self) -> _Token:
-        data = {"grant_type": "client_credentials", "client_id": self._client_id,
-                "client_secret": self._client_secret}
-        response = await request(self._http, SYSTEM, "POST", TOKEN_PATH, retry=self._settings.retry, data=data)
-        answer = _parse(TokenResponse, response, "POST", TOKEN_PATH)
-        margin = min(REFRESH_MARGIN_SECONDS, answer.expires_in / 10)
-        return _Token(answer.access_token, time.monotonic() + answer.expires_in - margin)
+        return await self._auth.call(method, path, path, **kwargs)
 
 
 def _range(start: dt.date, end: dt.date) -> dict[str, str]:

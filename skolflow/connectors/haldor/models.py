@@ -178,14 +178,6 @@ class ErrorResponse(_Answer):
     message: str
 
 
-class TokenResponse(BaseModel):
-    """OAuth2 token answer: RFC 6749 names, so snake_case on the wire too."""
-
-    access_token: str
-    token_type: str
-    expires_in: int
-
-
 def range_problem(start: dt.date, end: dt.date) -> str | None:
     """Why Haldor refuses [start, end] as a range (400), or None."""
     if start > end:

@@ -1,0 +1,107 @@
+"""OAuth2 client credentials for the connectors that need them (Beda, Haldor).
+
+One token per client, cached until shortly before it expires and fetched anew once when the system
+answers 401. Errors are re-raised with the remote body masked and the URL as the caller shows it,
+because both systems' paths or bodies may carry a personnummer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from skolflow.connectors.http import RemoteError, RetryPolicy, TransientError, request
+from skolflow.identity import mask_text
+
+TOKEN_PATH = "/oauth2/token"
+# Refresh a token this long before the system says it expires (at most a tenth of its lifetime).
+REFRESH_MARGIN_SECONDS = 60.0
+
+
+class TokenResponse(BaseModel):
+    """OAuth2 token answer: RFC 6749 names, so snake_case on the wire too."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    refresh_at: float  # time.monotonic()
+
+
+class BearerSession:
+    """Calls on ``client`` with a bearer token from ``POST /oauth2/token`` (client credentials)."""
+
+    def __init__(self, system: str, client: httpx.AsyncClient, retry: RetryPolicy, client_id: str,
+                 client_secret: str):
+        self.system = system
+        self._client = client
+        self._retry = retry
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+
+    async def call(self, method: str, path: str, shown_path: str, **kwargs: Any) -> httpx.Response:
+        """One API call; on a 401 the token is fetched anew and the call made once more.
+
+        Errors are re-raised with ``shown_path`` (the caller's masked path) and the remote body
+        masked. The chained original is suppressed, since its message holds both unmasked.
+        """
+        for attempt in range(2):
+            used: list[str] = []
+            try:
+                return await request(self._client, self.system, method, path, retry=self._retry,
+                                     prepare=self._bearer(used), **kwargs)
+            except RemoteError as exc:
+                if exc.url == TOKEN_PATH:  # our credentials were refused: nothing to retry, nothing personal
+                    raise
+                if exc.status_code == 401 and attempt == 0 and not isinstance(exc, TransientError):
+                    self._forget(used[-1] if used else None)
+                    continue
+                raise type(exc)(self.system, exc.status_code, mask_text(exc.body), method=method,
+                                url=shown_path) from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _bearer(self, used: list[str]) -> Callable[[], Awaitable[Mapping[str, str]]]:
+        """A ``prepare`` hook for :func:`request` that remembers which token each attempt carried."""
+
+        async def prepare() -> Mapping[str, str]:
+            token = await self._access_token()
+            used.append(token)
+            return {"Authorization": f"Bearer {token}"}
+
+        return prepare
+
+    def _forget(self, token: str | None) -> None:
+        """Drop a refused token, unless a concurrent call has already replaced it."""
+        if self._token is not None and self._token.value == token:
+            self._token = None
+
+    async def _access_token(self) -> str:
+        async with self._lock:
+            token = self._token
+            if token is None or time.monotonic() >= token.refresh_at:
+                token = self._token = await self._fetch_token()
+            return token.value
+
+    async def _fetch_token(self) -> _Token:
+        data = {"grant_type": "client_credentials", "client_id": self._client_id,
+                "client_secret": self._client_secret}
+        response = await request(self._client, self.system, "POST", TOKEN_PATH, retry=self._retry, data=data)
+        try:
+            answer = TokenResponse.model_validate_json(response.text)
+        except ValidationError:
+            raise RemoteError(self.system, response.status_code, f"not a token answer: {mask_text(response.text)}",
+                              method="POST", url=TOKEN_PATH) from None
+        margin = min(REFRESH_MARGIN_SECONDS, answer.expires_in / 10)
+        return _Token(answer.access_token, time.monotonic() + answer.expires_in - margin)
