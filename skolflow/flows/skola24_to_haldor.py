@@ -109,8 +109,9 @@ async def sync_school(school: SchoolConfig, organisation: Organisation, skola24:
         for first, last in ranges:
             sent = [p for p in positions if first <= p.date <= last]
             result = await haldor_client.replace_schedule(school.haldor_school, first, last, sent)
-            report.haldor_rejected += [{"skola": school.name, "lektion": r.external_id, "orsak": r.reason}
-                                       for r in result.rejected]
+            report.haldor_rejected += [{"skola": school.name, "lektion": r.external_id,
+                                        "datum": r.date.isoformat() if r.date else "", "ämne": "",
+                                        "orsak": f"Haldor: {r.reason}"} for r in result.rejected]
             days = {d: current[d] for d in current if first <= d <= last}
             ledger.accept(PIPELINE, school.haldor_school, run_id,
                           {d.isoformat(): (h, {"positions": sum(p.date == d for p in sent)}) for d, h in days.items()})
@@ -189,11 +190,12 @@ async def skola24_to_haldor(
                                                       run_id, settings.database_url, dry_run))
 
     reports = await asyncio.gather(*(one(s) for s in chosen))
-    await artifacts.table("skola24-haldor-omatchade-personer", [r for rep in reports for r in rep.unmatched_persons],
-                          "Personer som inte kunde matchas mellan Skola24 och Haldor (maskerade)")
-    await artifacts.table("skola24-haldor-lektioner-ej-placerade",
-                          [r for rep in reports for r in rep.unplaced_lessons + rep.haldor_rejected],
-                          "Lektioner som inte kom till Haldor, med orsak")
+    for school, report in zip(chosen, reports, strict=True):
+        key = artifacts.artifact_key("skola24-haldor", school.haldor_school)
+        await artifacts.table(f"{key}-omatchade-personer", report.unmatched_persons,
+                              f"{school.name}: personer som inte kunde matchas mot Haldor ({school.match}, maskerade)")
+        await artifacts.table(f"{key}-lektioner-ej-placerade", report.unplaced_lessons + report.haldor_rejected,
+                              f"{school.name}: lektioner som inte kom till Haldor, med orsak")
     rows = [f"| {r.school} | {r.status} | {r.lessons} | {r.positions} | {r.days_pushed} | "
             f"{len(r.unmatched_persons)} | {len(r.unplaced_lessons) + len(r.haldor_rejected)} | {r.message} |"
             for r in reports]
