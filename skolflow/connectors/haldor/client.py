@@ -2,7 +2,8 @@
 
 OAuth2 client credentials through skolflow.connectors.oauth2, as for Beda. A replace of more positions
 than one call takes (2,000) or of a longer range than one call covers (93 days) is split into
-consecutive date windows, each a complete replace of its own range, so the union of the calls means exactly what one call would have meant.
+consecutive date windows, each a complete replace of its own range, so the union of the calls means
+exactly what one call would have meant.
 
 Personnummer travel only in bodies, but Haldor may quote them back: every error this client raises
 has the remote body masked.
