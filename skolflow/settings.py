@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import httpx
+
+from skolflow.connectors.http import HttpSettings, RetryPolicy
+
 
 class Profile(StrEnum):
     SANDBOX = "sandbox"
@@ -40,3 +44,8 @@ class Settings:
         return cls(profile=profile, data_dir=data_dir, database_url=url,
                    http_timeout=float(os.environ.get("SKOLFLOW_HTTP_TIMEOUT") or 30.0),
                    http_attempts=int(os.environ.get("SKOLFLOW_HTTP_ATTEMPTS") or 6))
+
+    def http(self) -> HttpSettings:
+        """The HTTP behaviour every connector of a run gets (timeouts and retries from the environment)."""
+        return HttpSettings(timeout=httpx.Timeout(self.http_timeout, connect=min(10.0, self.http_timeout)),
+                            retry=RetryPolicy(attempts=self.http_attempts))

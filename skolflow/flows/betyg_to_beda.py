@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -28,7 +27,7 @@ from skolflow.connectors.beda.client import BedaClient
 from skolflow.connectors.betyg.client import BetygClient
 from skolflow.connectors.betyg.models import PLATFORM_TIMEZONE, platform_now
 from skolflow.connectors.betygsdokument.client import BetygsdokumentClient
-from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy, TransientError
+from skolflow.connectors.http import HttpSettings, RemoteError, TransientError
 from skolflow.connectors.ss12000.client import SS12000Client
 from skolflow.guard import check_target
 from skolflow.identity import mask_text, validate_swedish_orgnr
@@ -312,8 +311,7 @@ async def betyg_to_beda(
     settings = Settings.from_env()
     party = validate_swedish_orgnr(anslutningspart)
     what = What(what)
-    http = HttpSettings(timeout=httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
-                        retry=RetryPolicy(attempts=settings.http_attempts))
+    http = settings.http()
     systems = Systems(BetygApiCredentials.resolve(platform_block), SS12000Credentials.resolve(ss12000_block),
                       BedaCredentials.resolve(beda_block), http)
     check_target("betyg", systems.platform.base_url, settings.profile, confirm_production)

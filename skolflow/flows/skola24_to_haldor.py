@@ -12,7 +12,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -21,7 +20,7 @@ from prefect.utilities.annotations import quote
 
 from skolflow.blocks import HaldorCredentials, Skola24Credentials
 from skolflow.connectors.haldor.client import HaldorClient
-from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy, TransientError
+from skolflow.connectors.http import HttpSettings, RemoteError, TransientError
 from skolflow.connectors.skola24.client import Skola24Client, Skola24Error
 from skolflow.connectors.skola24.models import Organisation
 from skolflow.guard import check_target
@@ -163,8 +162,7 @@ async def skola24_to_haldor(
     check_target("skola24", skola24.base_url, settings.profile, confirm_production)
     if not dry_run:
         check_target("haldor", haldor.base_url, settings.profile, confirm_production)
-    http = HttpSettings(timeout=httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout)),
-                        retry=RetryPolicy(attempts=settings.http_attempts))
+    http = settings.http()
     if start is None or end is None:
         default_start, default_end = default_window(dt.date.today())
         start, end = start or default_start, end or default_end
