@@ -1,4 +1,4 @@
-"""OAuth2 client credentials for the connectors that need them (Beda, Haldor).
+"""OAuth2 client credentials for the connectors that need them (Beda, Haldor, Udir).
 
 One token per client, cached until shortly before it expires and fetched anew once when the system
 answers 401. Errors are re-raised with the remote body masked and the URL as the caller shows it,
@@ -39,11 +39,19 @@ class _Token:
 
 
 class BearerSession:
-    """Calls on ``client`` with a bearer token from ``POST /oauth2/token`` (client credentials)."""
+    """Calls on ``client`` with a bearer token from ``POST /oauth2/token`` (client credentials).
+
+    Udir's IdentityServer differs: ``token_path="/connect/token"``, the credentials as HTTP Basic
+    (``basic_auth=True``) and a ``scope``; the defaults are Beda's and Haldor's form post.
+    """
 
     def __init__(self, system: str, client: httpx.AsyncClient, retry: RetryPolicy, client_id: str,
-                 client_secret: str):
+                 client_secret: str, *, token_path: str = TOKEN_PATH, basic_auth: bool = False,
+                 scope: str | None = None):
         self.system = system
+        self._token_path = token_path
+        self._basic_auth = basic_auth
+        self._scope = scope
         self._client = client
         self._retry = retry
         self._client_id = client_id
@@ -63,7 +71,7 @@ class BearerSession:
                 return await request(self._client, self.system, method, path, retry=self._retry,
                                      prepare=self._bearer(used), **kwargs)
             except RemoteError as exc:
-                if exc.url == TOKEN_PATH:  # our credentials were refused: nothing to retry, nothing personal
+                if exc.url == self._token_path:  # our credentials were refused: nothing to retry, nothing personal
                     raise
                 if exc.status_code == 401 and attempt == 0 and not isinstance(exc, TransientError):
                     self._forget(used[-1] if used else None)
@@ -95,13 +103,20 @@ class BearerSession:
             return token.value
 
     async def _fetch_token(self) -> _Token:
-        data = {"grant_type": "client_credentials", "client_id": self._client_id,
-                "client_secret": self._client_secret}
-        response = await request(self._client, self.system, "POST", TOKEN_PATH, retry=self._retry, data=data)
+        data = {"grant_type": "client_credentials"}
+        auth: httpx.BasicAuth | None = None
+        if self._basic_auth:
+            auth = httpx.BasicAuth(self._client_id, self._client_secret)
+        else:
+            data |= {"client_id": self._client_id, "client_secret": self._client_secret}
+        if self._scope:
+            data["scope"] = self._scope
+        response = await request(self._client, self.system, "POST", self._token_path, retry=self._retry, data=data,
+                                 **({"auth": auth} if auth else {}))
         try:
             answer = TokenResponse.model_validate_json(response.text)
         except ValidationError:
             raise RemoteError(self.system, response.status_code, f"not a token answer: {mask_text(response.text)}",
-                              method="POST", url=TOKEN_PATH) from None
+                              method="POST", url=self._token_path) from None
         margin = min(REFRESH_MARGIN_SECONDS, answer.expires_in / 10)
         return _Token(answer.access_token, time.monotonic() + answer.expires_in - margin)

@@ -16,6 +16,7 @@ from skolflow.connectors.betygsdokument import sandbox as betygsdokument_sandbox
 from skolflow.connectors.haldor import sandbox as haldor_sandbox
 from skolflow.connectors.skola24 import sandbox as skola24_sandbox
 from skolflow.connectors.ss12000 import sandbox as ss12000_sandbox
+from skolflow.connectors.udir import sandbox as udir_sandbox
 from skolflow.sandbox.dataset import Dataset
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
@@ -32,7 +33,9 @@ BEDA_CLIENT_SECRET = "sandbox-secret"
 HALDOR_CLIENT_ID = "sandbox-haldor-client"
 HALDOR_CLIENT_SECRET = "sandbox-haldor-secret"
 
-SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor")
+UDIR_CLIENT_ID, UDIR_CLIENT_SECRET = next(iter(udir_sandbox.DEFAULT_CLIENTS.items()))
+
+SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor", "udir")
 
 
 def platform_app(dataset: Dataset) -> FastAPI:
@@ -61,6 +64,7 @@ def apps(dataset: Dataset, timetable: Timetable) -> dict[str, FastAPI]:
         "skola24": skola24_sandbox.create_app(timetable),
         "haldor": haldor_sandbox.create_app_for(dataset, HALDOR_CLIENT_ID, HALDOR_CLIENT_SECRET,
                                                 missing=haldor_missing(dataset)),
+        "udir": udir_sandbox.create_app(),
     }
 
 
@@ -100,6 +104,9 @@ class Sandboxes:
             "SKOLFLOW_HALDOR_URL": urls["haldor"],
             "SKOLFLOW_HALDOR_CLIENT_ID": HALDOR_CLIENT_ID,
             "SKOLFLOW_HALDOR_CLIENT_SECRET": HALDOR_CLIENT_SECRET,
+            "SKOLFLOW_UDIR_URL": urls["udir"],
+            "SKOLFLOW_UDIR_CLIENT_ID": UDIR_CLIENT_ID,
+            "SKOLFLOW_UDIR_CLIENT_SECRET": UDIR_CLIENT_SECRET,
         }
 
     def stop(self) -> None:

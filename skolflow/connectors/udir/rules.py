@@ -1,0 +1,141 @@
+"""The rules Udir applies to a registration (seed 001), as pure functions.
+
+Two kinds, answered differently by Udir:
+
+* :func:`request_problems` — checked before Udir accepts a registration at all, answered with 400
+  ``ApiError``: a valid period code, a valid e-mail for errors, valid fødselsnummer (D-numbers
+  included), fagkoder in the active eksamensplan, kandidatgruppe names unique within a fagkode.
+* :func:`subject_rule_breaks` — the special subject rules, checked per candidate while Udir processes
+  the registration, answered in the candidate's ``StatusMessage``: NOR0214 and NOR0215 only together,
+  NOR1415 never with either, REA3015 only in exactly one of the variants JAV, AS, CS, DIV.
+
+The sandbox answers with these and the pipeline checks candidates with them before sending, so the
+two never disagree. Messages mask every fødselsnummer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from skolflow.connectors.udir.models import Pamelding
+from skolflow.identity import InvalidIdentity, mask, validate_norwegian_fodselsnummer
+
+PERIOD_CODE = re.compile(r"[HV]-[0-9]{4}")
+# A practical address check (no spaces, one @, a dotted domain): what a mail server could deliver to.
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+RULE_PERIOD = "eksamensperiodekode"
+RULE_EMAIL = "epostadresse-ved-feil"
+RULE_FODSELSNUMMER = "fodselsnummer"
+RULE_FAGKODE = "fagkode-ikke-i-eksamensplan"
+RULE_GROUP_NAME = "kandidatgruppenavn-ikke-unikt"
+RULE_NOR0214_NOR0215 = "NOR0214-NOR0215-sammen"
+RULE_NOR1415 = "NOR1415-uten-NOR0214-NOR0215"
+RULE_REA3015 = "REA3015-en-variant"
+
+NOR_PAIR = frozenset({"NOR0214", "NOR0215"})
+NOR1415 = "NOR1415"
+REA3015 = "REA3015"
+REA3015_VARIANTS = frozenset({"JAV", "AS", "CS", "DIV"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule. ``fodselsnr`` is the full number (for the caller to key on), never in ``message``."""
+
+    rule: str
+    message: str
+    fodselsnr: str | None = None
+    fagkode: str | None = None
+
+
+def period_code_problem(code: str) -> Problem | None:
+    """``H-YYYY`` (høst) or ``V-YYYY`` (vår)."""
+    if PERIOD_CODE.fullmatch(code or ""):
+        return None
+    return Problem(RULE_PERIOD, f"Eksamensperiodekoden '{code}' er ikke gyldig (H-ÅÅÅÅ eller V-ÅÅÅÅ).")
+
+
+def email_problem(address: str | None) -> Problem | None:
+    """An address for errors is optional; one given must be valid."""
+    if address is None or EMAIL.fullmatch(address.strip()):
+        return None
+    return Problem(RULE_EMAIL, f"Epostadressen for feil '{address}' er ikke gyldig.")
+
+
+def fodselsnummer_problem(value: str, fagkode: str | None = None) -> Problem | None:
+    """A fødselsnummer or D-nummer, checked by python-stdnum."""
+    try:
+        validate_norwegian_fodselsnummer(value)
+    except InvalidIdentity:
+        return Problem(RULE_FODSELSNUMMER, f"Fødselsnummeret {mask(value)} er ikke gyldig.", value, fagkode)
+    return None
+
+
+def request_problems(pamelding: Pamelding, fagkoder: Iterable[str] | None) -> list[Problem]:
+    """Every reason Udir would refuse the whole registration with 400; empty means it is accepted.
+
+    ``fagkoder`` are those of the active eksamensplan available to the school (None skips that check,
+    for a caller that has not fetched the plan).
+    """
+    problems = [p for p in (period_code_problem(pamelding.eksamens_periode_kode),
+                            email_problem(pamelding.epostadresse_ved_feil)) if p]
+    known = None if fagkoder is None else frozenset(fagkoder)
+    seen_names: set[tuple[str, str]] = set()
+    for group in pamelding.kandidatgrupper:
+        if known is not None and group.fagkode not in known:
+            problems.append(Problem(RULE_FAGKODE, f"Fagkoden {group.fagkode} finnes ikke i den aktive "
+                                                  f"eksamensplanen for {pamelding.eksamens_periode_kode}.",
+                                    fagkode=group.fagkode))
+        name = (group.fagkode, (group.navn or "").strip().casefold())
+        if name in seen_names:
+            problems.append(Problem(RULE_GROUP_NAME, f"Kandidatgruppenavnet '{group.navn}' er ikke unikt innenfor "
+                                                     f"fagkoden {group.fagkode} på skolen.", fagkode=group.fagkode))
+        seen_names.add(name)
+        problems += [p for k in group.kandidater if (p := fodselsnummer_problem(k.fodselsnr, group.fagkode))]
+    return problems
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One candidate in one subject, as a registration lists it."""
+
+    fodselsnr: str
+    fagkode: str
+    variant: str | None = None
+
+
+def registrations(pamelding: Pamelding) -> list[Registration]:
+    return [Registration(k.fodselsnr, g.fagkode, g.variant) for g in pamelding.kandidatgrupper for k in g.kandidater]
+
+
+def subject_rule_breaks(entries: Iterable[Registration]) -> list[Problem]:
+    """The special subject rules, per candidate over everything one registration holds for them.
+
+    A break names the candidate and the fagkode it refuses; the candidate's other subjects stand.
+    """
+    by_candidate: dict[str, list[Registration]] = defaultdict(list)
+    for entry in entries:
+        by_candidate[entry.fodselsnr].append(entry)
+    problems: list[Problem] = []
+    for fodselsnr, mine in by_candidate.items():
+        codes = {entry.fagkode for entry in mine}
+        shown = mask(fodselsnr)
+        nor = codes & NOR_PAIR
+        if len(nor) == 1:
+            (code,) = nor
+            problems.append(Problem(RULE_NOR0214_NOR0215, f"Kandidat {shown}: påmelding til {code} krever påmelding "
+                                                          "til både NOR0214 og NOR0215.", fodselsnr, code))
+        if NOR1415 in codes and nor:
+            problems.append(Problem(RULE_NOR1415, f"Kandidat {shown}: påmelding til NOR1415 kan ikke kombineres med "
+                                                  "NOR0214 eller NOR0215.", fodselsnr, NOR1415))
+        variants = [entry.variant for entry in mine if entry.fagkode == REA3015]
+        if variants and (len(variants) != 1 or variants[0] not in REA3015_VARIANTS):
+            problems.append(Problem(RULE_REA3015, f"Kandidat {shown}: påmelding til REA3015 krever nøyaktig én av "
+                                                  f"variantene {', '.join(sorted(REA3015_VARIANTS))} "
+                                                  f"(fikk {', '.join(v or '(ingen)' for v in variants)}).",
+                                    fodselsnr, REA3015))
+    return problems
