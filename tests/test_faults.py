@@ -53,3 +53,7 @@ def test_faults_from_environment_per_system() -> None:
     assert FaultConfig.from_env("beda", env).server_error == 0.3
     assert FaultConfig.from_env("betyg", env).server_error == 0.1
     assert FaultConfig.from_env("betyg", env).timeout == 0.1
+
+
+def test_a_system_with_a_dash_in_its_name_reads_underscored_variables() -> None:
+    assert FaultConfig.from_env("dnp-opendata", {"SKOLFLOW_FAULT_DNP_OPENDATA_DROP": "0.2"}).drop == 0.2

@@ -66,7 +66,7 @@ class FaultConfig(BaseModel):
         }
         values: dict[str, str] = {}
         for field_name, suffix in names.items():
-            for key in (f"SKOLFLOW_FAULT_{suffix}", f"SKOLFLOW_FAULT_{system.upper()}_{suffix}"):
+            for key in (f"SKOLFLOW_FAULT_{suffix}", f"SKOLFLOW_FAULT_{system.upper().replace('-', '_')}_{suffix}"):
                 if env.get(key):
                     values[field_name] = env[key]
         return cls.model_validate(values)

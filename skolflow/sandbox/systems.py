@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from skolflow.connectors.beda import sandbox as beda_sandbox
 from skolflow.connectors.betyg import sandbox as betyg_sandbox
 from skolflow.connectors.betygsdokument import sandbox as betygsdokument_sandbox
+from skolflow.connectors.dnp import opendata_sandbox as dnp_opendata_sandbox
+from skolflow.connectors.dnp import sandbox as dnp_sandbox
 from skolflow.connectors.haldor import sandbox as haldor_sandbox
 from skolflow.connectors.skola24 import sandbox as skola24_sandbox
 from skolflow.connectors.ss12000 import sandbox as ss12000_sandbox
@@ -35,7 +37,9 @@ HALDOR_CLIENT_SECRET = "sandbox-haldor-secret"
 
 UDIR_CLIENT_ID, UDIR_CLIENT_SECRET = next(iter(udir_sandbox.DEFAULT_CLIENTS.items()))
 
-SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor", "udir")
+DNP_TOKEN = "sandbox-dnp-token"
+
+SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor", "udir", "dnp", "dnp-opendata")
 
 
 def platform_app(dataset: Dataset) -> FastAPI:
@@ -65,6 +69,8 @@ def apps(dataset: Dataset, timetable: Timetable) -> dict[str, FastAPI]:
         "haldor": haldor_sandbox.create_app_for(dataset, HALDOR_CLIENT_ID, HALDOR_CLIENT_SECRET,
                                                 missing=haldor_missing(dataset)),
         "udir": udir_sandbox.create_app(),
+        "dnp": dnp_sandbox.create_app(dataset, token=DNP_TOKEN),
+        "dnp-opendata": dnp_opendata_sandbox.create_app(dataset),
     }
 
 
@@ -107,6 +113,9 @@ class Sandboxes:
             "SKOLFLOW_UDIR_URL": urls["udir"],
             "SKOLFLOW_UDIR_CLIENT_ID": UDIR_CLIENT_ID,
             "SKOLFLOW_UDIR_CLIENT_SECRET": UDIR_CLIENT_SECRET,
+            "SKOLFLOW_DNP_URL": urls["dnp"],
+            "SKOLFLOW_DNP_TOKEN": DNP_TOKEN,
+            "SKOLFLOW_DNP_OPENDATA_URL": urls["dnp-opendata"],
         }
 
     def stop(self) -> None:
