@@ -198,7 +198,7 @@ async def naive_variant(args: argparse.Namespace) -> dict[str, Any]:
         documents_body = (await request(platform, "betygsdokument", "GET",
                                         f"/api/skolplattform/betygsdokument?{query}", retry=http.retry)).content
     root = xmlsafe.parse(grades_body)
-    schema = betyg_codec.load_schema(betyg_codec.SCHEMA_PATH)
+    schema = xmlsafe.load_schema(betyg_codec.SCHEMA_PATH)
     schema_errors = [] if schema.validate(root) else [f"XSD: {e.message}" for e in schema.error_log]
     documents: dict[str, list[GradeDocument]] = defaultdict(list)
     for document in list(dokument_codec.iter_documents(io.BytesIO(documents_body))):

@@ -22,7 +22,7 @@ from skolflow.tasks.beda_report import StudentInput
 
 
 def checked_students(path: Path) -> Iterator[StudentInput]:
-    xsd = betyg_codec.load_schema(betyg_codec.SCHEMA_PATH)
+    xsd = xmlsafe.load_schema(betyg_codec.SCHEMA_PATH)
     root_attributes = xmlsafe.root_attributes(path)
     for element in xmlsafe.iterparse(path, f"{{{betyg_codec.NAMESPACE}}}elev"):
         student_id = element.get("id", "")

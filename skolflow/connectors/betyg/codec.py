@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
-from functools import cache
 from pathlib import Path
 from typing import IO
 
@@ -87,30 +86,15 @@ def window_of(source: Source, root_tag: str) -> tuple[dt.datetime, dt.datetime]:
     return parse_xs_datetime(attributes["from"]), parse_xs_datetime(attributes["tom"])
 
 
-@cache
-def load_schema(path: Path) -> etree.XMLSchema:
-    """The project's own copy of an official XSD (trusted, so lxml may read it directly)."""
-    return etree.XMLSchema(etree.parse(str(path)))
-
-
 def validate_against(schema_path: Path, source: Source | bytes) -> list[str]:
-    """Every XSD violation as ``"line N: message"``; empty when the document is valid.
-
-    The document is parsed through xmlsafe first, so a document declaring entities raises
-    :class:`~skolflow.connectors.xmlsafe.UnsafeXmlError` (and a malformed one
-    :class:`~skolflow.connectors.xmlsafe.MalformedXmlError`) instead of being validated.
-    """
+    """Every XSD violation as ``"line N: message"``; see :func:`skolflow.connectors.xmlsafe.schema_errors`."""
     if isinstance(source, bytes):
         data = source
     elif isinstance(source, str | Path):
         data = Path(source).read_bytes()
     else:
         data = source.read()
-    root = xmlsafe.parse(data)
-    schema = load_schema(schema_path)
-    if schema.validate(root):
-        return []
-    return [f"line {error.line}: {error.message}" for error in schema.error_log]
+    return xmlsafe.schema_errors(data, schema_path)
 
 
 def validate_schema(source: Source | bytes) -> list[str]:

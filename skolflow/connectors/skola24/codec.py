@@ -12,7 +12,6 @@ of a :class:`~skolflow.connectors.skola24.models.Lesson` are left out, as Skola2
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
 from pathlib import Path
 
 from lxml import etree
@@ -50,19 +49,9 @@ def _local(element: etree._Element) -> str:
 # --- validation ----------------------------------------------------------------------------------------------
 
 
-@cache
-def _schema() -> etree.XMLSchema:
-    # The project's own schema file is trusted, so lxml may read it directly.
-    return etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
-
-
 def validate_schema(data: bytes) -> list[str]:
     """Every XSD violation as ``"line N: message"``; empty when valid. Entities are refused (UnsafeXmlError)."""
-    root = xmlsafe.parse(data)
-    schema = _schema()
-    if schema.validate(root):
-        return []
-    return [f"line {error.line}: {error.message}" for error in schema.error_log]
+    return xmlsafe.schema_errors(data, SCHEMA_PATH)
 
 
 # --- reading -------------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import types
 import typing
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -149,22 +148,12 @@ def decode(model: type[Doc], data: bytes) -> Doc:
         raise InvalidUdirDocument(f"not a valid {root_name}: {problems}") from None
 
 
-@cache
-def load_schema(filename: str) -> etree.XMLSchema:
-    """The project's copy of an official XSD (trusted files, so lxml reads them directly)."""
-    return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / filename)))
-
-
 def validate(model: type[UdirModel], data: bytes) -> list[str]:
     """Every XSD violation of ``data`` as the ``model``'s document, masked; empty when valid.
 
     Parses through xmlsafe, so a document declaring entities raises instead of being validated.
     """
-    root = xmlsafe.parse(data)
-    schema = load_schema(DOCUMENTS[model][2])
-    if schema.validate(root):
-        return []
-    return [mask_text(f"line {error.line}: {error.message}") for error in schema.error_log]
+    return [mask_text(problem) for problem in xmlsafe.schema_errors(data, SCHEMA_DIR / DOCUMENTS[model][2])]
 
 
 def schema_files() -> list[Path]:
