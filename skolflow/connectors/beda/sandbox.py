@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -38,6 +36,7 @@ from skolflow.connectors.beda.validation import (
 from skolflow.identity import InvalidIdentity, mask, validate_swedish_orgnr
 from skolflow.sandbox.dataset import Dataset
 from skolflow.sandbox.faults import ADMIN_PREFIX
+from skolflow.sandbox.oauth2 import TokenRefusal, client_credentials, new_token
 
 API = "/api/v1/anslutningsparter/{orgnr}"
 
@@ -167,15 +166,11 @@ def create_app(
 
     @app.post("/oauth2/token")
     async def token(request: Request) -> JSONResponse:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-        client_id, secret, grant_type = ((form.get(name) or [""])[0]
-                                         for name in ("client_id", "client_secret", "grant_type"))
-        if grant_type != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type"}, 400)
-        party = parties.get(client_id)
-        if party is None or not secrets.compare_digest(party.client_secret.encode(), secret.encode()):
-            return JSONResponse({"error": "invalid_client"}, 401)
-        value = secrets.token_urlsafe(32)
+        try:
+            client_id = await client_credentials(request, {cid: p.client_secret for cid, p in parties.items()})
+        except TokenRefusal as refusal:
+            return JSONResponse({"error": refusal.error}, 400 if refusal.error == "unsupported_grant_type" else 401)
+        value = new_token()
         state.tokens[value] = (client_id, time.monotonic() + token_lifetime_seconds)
         state.tokens_issued += 1
         return JSONResponse({"access_token": value, "token_type": "Bearer", "expires_in": token_lifetime_seconds})

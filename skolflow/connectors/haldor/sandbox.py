@@ -18,13 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import secrets
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -44,6 +42,7 @@ from skolflow.connectors.haldor.models import (
 from skolflow.identity import mask_text
 from skolflow.sandbox.dataset import Dataset, SchoolUnit
 from skolflow.sandbox.faults import ADMIN_PREFIX
+from skolflow.sandbox.oauth2 import TokenRefusal, client_credentials, new_token
 
 API = "/api/schools/{school_id}"
 # Haldor's user ids are its own: derived from the data set's ids, never equal to them.
@@ -177,15 +176,11 @@ def create_app(
 
     @app.post("/oauth2/token")
     async def token(request: Request) -> JSONResponse:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-        client_id, secret, grant_type = ((form.get(name) or [""])[0]
-                                         for name in ("client_id", "client_secret", "grant_type"))
-        if grant_type != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type"}, 400)
-        expected = clients.get(client_id)
-        if expected is None or not secrets.compare_digest(expected.encode(), secret.encode()):
-            return JSONResponse({"error": "invalid_client"}, 401)
-        value = secrets.token_urlsafe(32)
+        try:
+            client_id = await client_credentials(request, clients)
+        except TokenRefusal as refusal:
+            return JSONResponse({"error": refusal.error}, 400 if refusal.error == "unsupported_grant_type" else 401)
+        value = new_token()
         tokens[value] = (client_id, time.monotonic() + token_lifetime_seconds)
         return JSONResponse({"access_token": value, "token_type": "Bearer", "expires_in": token_lifetime_seconds})
 

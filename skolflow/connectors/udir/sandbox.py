@@ -16,19 +16,16 @@ the seed says). Errors are ``ApiError`` documents. Admin endpoints (never faulte
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import io
 import json
 import random
-import secrets
 import time
 import uuid
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
@@ -64,6 +61,7 @@ from skolflow.connectors.udir.models import (
 )
 from skolflow.identity import InvalidIdentity, mask, validate_norwegian_fodselsnummer, validate_norwegian_orgnr
 from skolflow.sandbox.faults import ADMIN_PREFIX
+from skolflow.sandbox.oauth2 import TokenRefusal, client_credentials, new_token
 from skolflow.sandbox.udir_data import PlannedExam, UdirData, generate
 
 DEFAULT_CLIENTS = {"sandbox-udir-client": "sandbox-udir-secret"}
@@ -262,18 +260,11 @@ def create_app(
 
     @app.post("/connect/token")
     async def token(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
         try:
-            client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
-        except ValueError:
-            client_id, secret = "", ""
-        if (form.get("grant_type") or [""])[0] != "client_credentials":
-            return Response(json.dumps({"error": "unsupported_grant_type"}), 400, media_type="application/json")
-        expected = known_clients.get(client_id)
-        if scheme.lower() != "basic" or expected is None or not secrets.compare_digest(expected, secret):
-            return Response(json.dumps({"error": "invalid_client"}), 400, media_type="application/json")
-        value = secrets.token_urlsafe(32)
+            await client_credentials(request, known_clients, basic=True)
+        except TokenRefusal as refusal:  # IdentityServer answers both errors with 400
+            return Response(json.dumps({"error": refusal.error}), 400, media_type="application/json")
+        value = new_token()
         state.tokens[value] = time.monotonic() + token_lifetime_seconds
         return Response(json.dumps({"access_token": value, "token_type": "Bearer",
                                     "expires_in": token_lifetime_seconds}), media_type="application/json")
