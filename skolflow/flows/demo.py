@@ -17,9 +17,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from skolflow.identity import mask
+from skolflow.ledger import Ledger, Outcome
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 from skolflow.settings import Settings
+from skolflow.tasks.schools import dump_schools
 
 
 def _show(console: Console, title: str, summary: dict[str, Any], rejected: list[dict[str, str]]) -> None:
@@ -37,7 +40,6 @@ def _show(console: Console, title: str, summary: dict[str, Any], rejected: list[
 
 def run_demo(students: int = 300, console: Console | None = None) -> dict[str, Any]:
     from skolflow.flows.betyg_to_beda import betyg_to_beda, platform_now
-    from skolflow.ledger import Ledger, Outcome
 
     console = console or Console()
     settings = Settings.from_env()
@@ -62,7 +64,7 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
         asyncio.run(betyg_to_beda(anslutningspart=data.huvudman_orgnr, return_state=True))
         ledger = Ledger.shared(database_url)
         first = ledger.runs("betyg_to_beda", limit=1)[0].summary
-        _show(console, "First run: every student changed in the last 14 days", first, _rejected(ledger, Outcome))
+        _show(console, "First run: every student changed in the last 14 days", first, _rejected(ledger))
 
         # A teacher corrects one grade and removes another: only those two students are sent again.
         changed_at = platform_now()
@@ -93,8 +95,6 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
 def _skola24_to_haldor(console: Console, sandboxes: systems.Sandboxes, demo_dir: Path) -> dict[str, Any]:
     """Sync every sandbox school; one school's schedule is left unpublished, as happens in real life."""
     from skolflow.flows.skola24_to_haldor import PIPELINE, skola24_to_haldor
-    from skolflow.ledger import Ledger
-    from skolflow.tasks.schools import dump_schools
 
     configs = systems.school_configs(sandboxes.dataset, sandboxes.timetable)
     schools_path = demo_dir / "skola24-haldor.toml"
@@ -115,12 +115,10 @@ def _skola24_to_haldor(console: Console, sandboxes: systems.Sandboxes, demo_dir:
     return summary
 
 
-def _rejected(ledger: Any, outcome: Any) -> list[dict[str, str]]:
-    from skolflow.identity import mask
-
+def _rejected(ledger: Ledger) -> list[dict[str, str]]:
     rows = []
     for record in ledger.outcomes("betyg_to_beda", limit=200):
-        if record.outcome == outcome.REJECTED:
+        if record.outcome == Outcome.REJECTED:
             for error in record.errors:
                 rows.append({"elev": mask(record.record_key) if record.record_key.isdigit() else record.record_key,
                              "kod": error.get("kod", ""), "fält": error.get("falt", ""),
