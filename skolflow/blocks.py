@@ -98,3 +98,17 @@ class HaldorCredentials(_ServiceBlock):
     base_url: str
     client_id: str
     client_secret: SecretStr
+
+
+class UdirCredentials(_ServiceBlock):
+    """OAuth2 client credentials for Udir's eksamen API (the school's SAS client in Udir's IdentityServer)."""
+
+    _block_type_name = "skolflow Udir"
+    env_prefix: ClassVar[str] = "SKOLFLOW_UDIR"
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "client_id": "CLIENT_ID",
+                                            "client_secret": "CLIENT_SECRET", "scope": "SCOPE"}
+
+    base_url: str = Field(default="https://eksamenapi-sas.udir.no", description="Udir's SAS test environment")
+    client_id: str
+    client_secret: SecretStr
+    scope: str = "pas_api"

@@ -21,6 +21,8 @@ from skolflow.settings import Profile
 # Hosts whose every request is real. Systems without a test environment are listed in NO_TEST_ENVIRONMENT.
 PRODUCTION_HOSTS: dict[str, frozenset[str]] = {
     "beda": frozenset({"gw.api.beda.uhr.se"}),
+    "udir": frozenset({"eksamenapi.udir.no", "eksamen.udir.no"}),
+    "dnp": frozenset({"api.skolverket.se"}),
 }
 NO_TEST_ENVIRONMENT = frozenset({"beda"})
 

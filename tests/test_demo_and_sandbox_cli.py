@@ -29,7 +29,14 @@ def test_demo_reports_sent_rejected_and_lost(tmp_path: Path) -> None:
     statuses = [school["status"] for school in timetable.values()]
     assert statuses.count("not published") == 1 and statuses.count("synced") == len(statuses) - 1
     assert all(s["positions"] > 0 for s in timetable.values() if s["status"] == "synced")
+    udir = result["udir"]
+    assert udir["registration"]["registered"] > 0 and udir["registration"]["rejected_before_sending"] == 2
+    assert udir["registration"]["rejected_by_udir"] > 0  # candidates registered at another school
+    assert udir["registration"]["failed"] == udir["registration"]["unfinished"] == 0
+    assert udir["results"]["results"] > 0 and udir["results"]["status_EA"] >= 1
     output = console.export_text()
+    assert "PameldtAnnenSkole" in output or "annen skole" in output
+    assert not re.search(r"(?<!\d)\d{11}(?!\d)", output)  # only masked fødselsnummer
     assert "BETYG_OGILTIGT" in output and "Where to see the runs" in output
     assert "är schemat publicerat i Skola24?" in output
     assert not re.search(r"\d{8}-\d{4}", output)  # only masked personnummer

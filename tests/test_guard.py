@@ -30,3 +30,13 @@ def test_production_needs_explicit_confirmation() -> None:
     with pytest.raises(ProductionGuardError, match="confirm_production"):
         check_target("beda", BEDA_PROD, Profile.PRODUCTION)
     check_target("beda", BEDA_PROD, Profile.PRODUCTION, confirm_production=True)
+
+
+@pytest.mark.parametrize(("system", "production", "test"), [
+    ("udir", "https://eksamenapi.udir.no", "https://eksamenapi-sas.udir.no"),
+    ("dnp", "https://api.skolverket.se/provtjanst/provisioning/v1",
+     "https://apigw-pre.skolverket.se/provtjanst/verifieringstest/provisioning/v1")])
+def test_test_profile_never_reaches_udir_or_dnp_production(system: str, production: str, test: str) -> None:
+    with pytest.raises(ProductionGuardError, match="may not reach the production host"):
+        check_target(system, production, Profile.TEST)
+    check_target(system, test, Profile.TEST)

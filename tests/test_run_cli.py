@@ -63,3 +63,29 @@ def test_skola24_to_haldor_dry_run_pushes_nothing(sandboxes: systems.Sandboxes, 
     for config in systems.school_configs(sandboxes.dataset, sandboxes.timetable):
         held = httpx.get(f"{sandboxes.urls['haldor']}/_sandbox/schools/{config.haldor_school}/positions").json()
         assert held["count"] == 0
+
+
+def test_udir_commands_register_reconcile_and_fetch_results(sandboxes: systems.Sandboxes, tmp_path: Path) -> None:
+    from skolflow.sandbox import udir_data
+    from skolflow.tasks.udir_candidates import write_csv
+
+    data = udir_data.generate()
+    school = data.schools[0]
+    path = write_csv(tmp_path / "kandidater.csv", udir_data.sample_candidates(data, school.orgnr))
+    common = ["--skole", school.orgnr, "--periode", data.current_period, "--skolenavn", school.name,
+              "--brukernavn-pas", "sas.bruker"]
+
+    registration = CliRunner().invoke(app, ["run", "udir-registration", str(path), *common])
+    assert registration.exit_code == 0, registration.output
+    assert "registered" in registration.stdout
+
+    plan = CliRunner().invoke(app, ["run", "udir-reconcile", str(path), *common, "--dry-run"])
+    assert plan.exit_code == 0, plan.output
+    manual = sum(1 for r in data.registrations if r.orgnr == school.orgnr)
+    assert f"plan: delete {manual}" in plan.stdout
+
+    out = tmp_path / "resultater"
+    results = CliRunner().invoke(app, ["run", "udir-results", "--skole", school.orgnr, "--periode",
+                                       udir_data.PREVIOUS_PERIOD, "--sas-bruker", "sas.bruker", "--output", str(out)])
+    assert results.exit_code == 0, results.output
+    assert (out / f"{school.orgnr}-{udir_data.PREVIOUS_PERIOD}.xlsx").exists()

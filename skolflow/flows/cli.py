@@ -8,13 +8,16 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from skolflow.identity import InvalidIdentity, mask, mask_text, parse_swedish_identity
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 app = typer.Typer(help="Prefect pipelines for Swedish and Norwegian school data.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a pipeline once, now.", no_args_is_help=True)
@@ -74,6 +77,18 @@ def sandbox(
 
     console.print("\nSkola24 → Haldor schools file for these sandboxes (save it, set SKOLFLOW_SKOLA24_SCHOOLS):")
     console.print(dump_schools(systems.school_configs(running.dataset, running.timetable)), markup=False)
+    from skolflow.sandbox import udir_data
+    from skolflow.settings import Settings
+    from skolflow.tasks.udir_candidates import write_csv
+
+    udir = udir_data.generate()
+    school = udir.schools[0]
+    sample_dir = Settings.from_env().data_dir / "sandbox"
+    sample_dir.mkdir(parents=True, exist_ok=True)
+    sample = write_csv(sample_dir / "udir-kandidater.csv", udir_data.sample_candidates(udir, school.orgnr))
+    console.print(f"\nUdir candidates file for {school.name}: {sample}\n  skolflow run udir-registration {sample} "
+                  f"--skole {school.orgnr} --periode {udir.current_period} --skolenavn '{school.name}' "
+                  "--brukernavn-pas sas.bruker", markup=False)
     console.print(f"anslutningspart / huvudman: {running.dataset.huvudman_orgnr}. Ctrl-C stops.")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -149,6 +164,77 @@ def run_skola24_to_haldor(
         raise typer.Exit(1)
 
 
+UdirSchool = Annotated[str, typer.Option("--skole", help="the school's organisasjonsnummer")]
+UdirPeriod = Annotated[str, typer.Option("--periode", help="eksamensperiode, H-YYYY or V-YYYY")]
+UdirFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="candidates, CSV or JSON (README)")]
+
+
+def _finish(state: State) -> None:
+    console.print(state.message or state.name)
+    if state.is_failed():
+        raise typer.Exit(1)
+
+
+@run_app.command("udir-registration")
+def run_udir_registration(
+    file: UdirFile,
+    skole: UdirSchool,
+    periode: UdirPeriod,
+    skolenavn: Annotated[str, typer.Option(help="the school's name as Udir knows it")],
+    brukernavn_pas: Annotated[str, typer.Option(help="the PAS user the registration is made by")],
+    opplaeringsniva: Annotated[str | None, typer.Option(help="VGS or GS (default: the school's)")] = None,
+    epost_ved_feil: Annotated[str | None, typer.Option(help="address Udir writes to about errors")] = None,
+    dry_run: Annotated[bool, typer.Option(help="check and plan; register nothing")] = False,
+    confirm_production: Annotated[bool, typer.Option(help="required in profile production")] = False,
+) -> None:
+    """Register the file's exam candidates with Udir and wait until Udir has processed them."""
+    from skolflow.flows.udir_registration import udir_registration
+
+    _finish(asyncio.run(udir_registration(
+        candidates_file=str(file.resolve()), orgnr=skole, periodekode=periode, skolenavn=skolenavn,
+        brukernavn_pas=brukernavn_pas, opplaeringsniva=opplaeringsniva, epost_ved_feil=epost_ved_feil,
+        dry_run=dry_run, confirm_production=confirm_production, return_state=True)))
+
+
+@run_app.command("udir-reconcile")
+def run_udir_reconcile(
+    file: UdirFile,
+    skole: UdirSchool,
+    periode: UdirPeriod,
+    skolenavn: Annotated[str, typer.Option(help="the school's name as Udir knows it")],
+    brukernavn_pas: Annotated[str, typer.Option(help="the PAS user the registration is made by")],
+    opplaeringsniva: Annotated[str | None, typer.Option(help="VGS or GS (default: the school's)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="show the plan; change nothing")] = False,
+    confirm_production: Annotated[bool, typer.Option(help="required in profile production")] = False,
+) -> None:
+    """Make Udir hold exactly the file's registrations: delete the others, register the missing."""
+    from skolflow.flows.udir_reconcile import udir_reconcile
+
+    _finish(asyncio.run(udir_reconcile(
+        candidates_file=str(file.resolve()), orgnr=skole, periodekode=periode, skolenavn=skolenavn,
+        brukernavn_pas=brukernavn_pas, opplaeringsniva=opplaeringsniva, dry_run=dry_run,
+        confirm_production=confirm_production, return_state=True)))
+
+
+@run_app.command("udir-results")
+def run_udir_results(
+    skole: UdirSchool,
+    periode: UdirPeriod,
+    sas_bruker: Annotated[str, typer.Option(help="sasBrukerReferanse: your user in PAS")],
+    output: Annotated[Path | None, typer.Option(help="folder for the CSV and Excel files")] = None,
+    eksamen_avlyst: Annotated[bool, typer.Option(help="EA for cancelled exams (else Udir answers DF)")] = True,
+    full_fodselsnummer: Annotated[bool, typer.Option(help="full fødselsnummer in the files (default masked)")] = False,
+    confirm_production: Annotated[bool, typer.Option(help="required in profile production")] = False,
+) -> None:
+    """Fetch results (karakteroversikt) and sensor assignments into the ledger and a CSV/Excel file."""
+    from skolflow.flows.udir_results import udir_results
+
+    _finish(asyncio.run(udir_results(
+        orgnr=skole, periodekode=periode, sas_bruker_referanse=sas_bruker, include_eksamen_avlyst=eksamen_avlyst,
+        output_dir=str(output) if output else None, full_fodselsnummer=full_fodselsnummer,
+        confirm_production=confirm_production, return_state=True)))
+
+
 @validate_app.command("betyg")
 def validate_betyg(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a Betyg API XML document")],
@@ -163,6 +249,30 @@ def validate_betyg(
     else:
         for p in problems:
             typer.echo(f"{p.student}\t{p.code or '-'}\t{p.rule}\t{p.message}")
+        if not problems:
+            typer.echo(f"{file}: no problems")
+    if problems:
+        raise typer.Exit(1)
+
+
+@validate_app.command("udir")
+def validate_udir(
+    file: UdirFile,
+    periode: Annotated[str | None, typer.Option("--periode", help="check fagkoder against this period's plan")] = None,
+    skole: Annotated[str | None, typer.Option("--skole", help="organisasjonsnummer, for school variants")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of problems")] = False,
+) -> None:
+    """Check a candidates file with Udir's rules without sending anything; exit 1 on any problem."""
+    from skolflow.tasks.udir_validation import validate_udir_file
+
+    problems, note = asyncio.run(validate_udir_file(file, periode, skole))
+    if note:
+        typer.echo(note, err=True)
+    if as_json:
+        typer.echo(json.dumps([p.as_dict() for p in problems], ensure_ascii=False, indent=2))
+    else:
+        for p in problems:
+            typer.echo(f"{p.candidate or '-'}\t{p.code or '-'}\t{p.rule}\t{p.message}")
         if not problems:
             typer.echo(f"{file}: no problems")
     if problems:

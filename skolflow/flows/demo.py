@@ -81,8 +81,10 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
                       f"{sum(s['received'] for s in held.values())} deliveries for "
                       f"{sum(s['revisions'] for s in held.values())} changes: nothing was sent twice.")
         timetable = _skola24_to_haldor(console, sandboxes, demo_dir)
+        udir = _udir(console, demo_dir)
         _where(console, settings, ledger_path)
-        return {"first": first, "second": second, "beda_students": len(held), "skola24_to_haldor": timetable}
+        return {"first": first, "second": second, "beda_students": len(held), "skola24_to_haldor": timetable,
+                "udir": udir}
     finally:
         sandboxes.stop()
         for key, value in previous.items():
@@ -115,6 +117,45 @@ def _skola24_to_haldor(console: Console, sandboxes: systems.Sandboxes, demo_dir:
     return summary
 
 
+def _udir(console: Console, demo_dir: Path) -> dict[str, Any]:
+    """Register the first sandbox school's candidates (a school's file, mistakes included), then fetch results."""
+    from skolflow.flows.udir_registration import PIPELINE, udir_registration
+    from skolflow.flows.udir_results import PIPELINE as RESULTS
+    from skolflow.flows.udir_results import udir_results
+    from skolflow.sandbox import udir_data
+    from skolflow.tasks.udir_candidates import write_csv
+
+    data = udir_data.generate()
+    school = data.schools[0]
+    path = write_csv(demo_dir / "udir-kandidater.csv", udir_data.sample_candidates(data, school.orgnr))
+    console.rule("[bold]skolflow demo: Udir eksamen")
+    console.print(f"candidates file for {school.name} ({school.orgnr}), {data.current_period}: {path}")
+    asyncio.run(udir_registration(candidates_file=str(path), orgnr=school.orgnr, periodekode=data.current_period,
+                                  skolenavn=school.name, brukernavn_pas="demo.sas", return_state=True))
+    ledger = Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"])
+    registration = ledger.runs(PIPELINE, limit=1)[0].summary
+    table = Table(title="Registration, polled until Udir had processed it")
+    for column in ("registered", "already with Udir", "refused by Udir", "refused before sending", "not final"):
+        table.add_column(column, justify="right")
+    table.add_row(str(registration["registered"]), str(registration["already"]),
+                  str(registration["rejected_by_udir"]), str(registration["rejected_before_sending"]),
+                  str(registration["failed"] + registration["unfinished"]))
+    console.print(table)
+    for record in ledger.outcomes(PIPELINE, limit=100):
+        if record.outcome == Outcome.REJECTED:
+            reason = record.errors[0].get("meddelande", "") if record.errors else ""
+            console.print(f"  [yellow]not registered[/] {mask(record.record_key)} {record.unit}: {reason}")
+    asyncio.run(udir_results(orgnr=school.orgnr, periodekode=udir_data.PREVIOUS_PERIOD,
+                             sas_bruker_referanse="demo.sas", output_dir=str(demo_dir / "udir-resultater"),
+                             return_state=True))
+    results = ledger.runs(RESULTS, limit=1)[0].summary
+    statuses = ", ".join(f"{k.removeprefix('status_')} {v}" for k, v in results.items() if k.startswith("status_"))
+    console.print(f"Results {udir_data.PREVIOUS_PERIOD}: {results['results']} candidates ({statuses}), "
+                  f"{results['complaints']} complaint grades, {results['sensors']} sensor assignments → "
+                  f"{demo_dir / 'udir-resultater'}")
+    return {"registration": registration, "results": results}
+
+
 def _rejected(ledger: Ledger) -> list[dict[str, str]]:
     rows = []
     for record in ledger.outcomes("betyg_to_beda", limit=200):
@@ -134,7 +175,7 @@ def _where(console: Console, settings: Settings, ledger_path: Path) -> None:
     else:
         console.print("The runs ran on Prefect's embedded server; they are kept in Prefect's database "
                       "(~/.prefect/prefect.db). To browse them: [bold]uv run prefect server start[/] and open "
-                      "http://127.0.0.1:4200/runs (flows 'betyg-to-beda' and 'skola24-to-haldor', with their table, "
-                      "progress and summary artifacts).")
+                      "http://127.0.0.1:4200/runs (flows 'betyg-to-beda', 'skola24-to-haldor', 'udir-registration' "
+                      "and 'udir-results', with their table, progress and summary artifacts).")
     console.print(f"History with masked personnummer: [bold]SKOLFLOW_DATABASE_URL=sqlite:///{ledger_path} "
                   "uv run skolflow history beda[/]")

@@ -21,6 +21,8 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"  # same content as last accepted: not sent
     FAILED = "failed"  # transient failure that outlived the retries: will be sent again
     PLANNED = "planned"  # dry run: built and validated, not sent
+    DELETED = "deleted"  # removed from the target because the source no longer holds it
+    RECEIVED = "received"  # fetched from the remote system (results, assignments), not sent
 
 
 class Run(SQLModel, table=True):

@@ -220,3 +220,46 @@ def _results(rng: random.Random, schools: list[UdirSchool], candidates: list[Can
                                   min(6, grade + 1) if complaint else None,
                                   "Sensors vurdering opprettholdt delvis." if complaint else None))
     return results
+
+
+def teacher_fodselsnr(index: int = 0) -> str:
+    """A valid fødselsnummer for a responsible teacher (born in 1980), the ``index``-th that exists."""
+    found = -1
+    for individual in range(100, 500):
+        try:
+            number = fodselsnr(dt.date(1980, 3, 14), individual)
+        except ValueError:
+            continue
+        found += 1
+        if found == index:
+            return number
+    raise ValueError(index)
+
+
+def sample_candidates(data: UdirData, orgnr: str) -> list[dict[str, str]]:
+    """A school's candidates file (skolflow's CSV columns) as a school would write it, mistakes included.
+
+    Every candidate of the school but the last two takes NOR1211 (the first two are registered at
+    another school: Udir answers PameldtAnnenSkole); the next two take NOR0214 and NOR0215 together,
+    the fifth REA3015 in variant JAV. Two rows break a rule skolflow checks before sending (NOR0214
+    without NOR0215, a fagkode not in the plan). The registrations made by hand in PAS are not in the file.
+    """
+    teacher = {"ansvarlig_fodselsnummer": teacher_fodselsnr(), "ansvarlig_fornavn": "Turid",
+               "ansvarlig_etternavn": "Lærer", "ansvarlig_epost": "turid.laerer@skole.example.no"}
+    mine = candidates_at(data.candidates, orgnr)
+    rows: list[dict[str, str]] = []
+
+    def add(c: Candidate, fagkode: str, group: str, variant: str = "", with_teacher: bool = True) -> None:
+        rows.append({"fodselsnummer": c.fodselsnr, "fornavn": c.fornavn, "etternavn": c.etternavn,
+                     "malform": c.malform, "kandidattype": c.kandidattype, "fagkode": fagkode, "variant": variant,
+                     "kandidatgruppe": group, **(teacher if with_teacher else {})})
+
+    for candidate in mine[:-2]:
+        add(candidate, "NOR1211", "3STA norsk")
+    for candidate in mine[2:4]:
+        add(candidate, "NOR0214", "3STA sidemål", with_teacher=False)
+        add(candidate, "NOR0215", "3STA sidemål", with_teacher=False)
+    add(mine[4], "REA3015", "IT2 Java", "JAV")
+    add(mine[5], "NOR0214", "3STB sidemål")  # without NOR0215: refused before sending
+    add(mine[6], "ABC1234", "Ukjent fag")  # not in the eksamensplan: refused before sending
+    return rows

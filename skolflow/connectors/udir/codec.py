@@ -9,8 +9,10 @@ Validation uses the project's copies of Udir's XSDs in ``schemas/udir/``.
 
 from __future__ import annotations
 
+import tempfile
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -154,6 +156,22 @@ def validate(model: type[UdirModel], data: bytes) -> list[str]:
     Parses through xmlsafe, so a document declaring entities raises instead of being validated.
     """
     return [mask_text(problem) for problem in xmlsafe.schema_errors(data, SCHEMA_DIR / DOCUMENTS[model][2])]
+
+
+def validate_with(files: Mapping[str, bytes], model: type[UdirModel], data: bytes) -> list[str]:
+    """Every XSD violation against the XSDs as Udir serves them today (its ``skjema`` ZIP), masked.
+
+    The project's copies may lag behind Udir's; validating against the served set is what Udir does.
+    Each served file is read through xmlsafe first, so a schema declaring entities is refused.
+    """
+    name = DOCUMENTS[model][2]
+    if name not in {Path(f).name for f in files}:
+        return [f"{name} is missing from Udir's skjema ZIP"]
+    with tempfile.TemporaryDirectory(prefix="udir-skjema-") as tmp:
+        for filename, content in files.items():
+            xmlsafe.parse(content)
+            (Path(tmp) / Path(filename).name).write_bytes(content)
+        return [mask_text(problem) for problem in xmlsafe.schema_errors(data, Path(tmp) / name)]
 
 
 def schema_files() -> list[Path]:

@@ -50,6 +50,7 @@ class Problem:
     message: str
     fodselsnr: str | None = None
     fagkode: str | None = None
+    gruppe: str | None = None
 
 
 def period_code_problem(code: str) -> Problem | None:
@@ -93,7 +94,8 @@ def request_problems(pamelding: Pamelding, fagkoder: Iterable[str] | None) -> li
         name = (group.fagkode, (group.navn or "").strip().casefold())
         if name in seen_names:
             problems.append(Problem(RULE_GROUP_NAME, f"Kandidatgruppenavnet '{group.navn}' er ikke unikt innenfor "
-                                                     f"fagkoden {group.fagkode} på skolen.", fagkode=group.fagkode))
+                                                     f"fagkoden {group.fagkode} på skolen.", fagkode=group.fagkode,
+                                    gruppe=group.navn))
         seen_names.add(name)
         problems += [p for k in group.kandidater if (p := fodselsnummer_problem(k.fodselsnr, group.fagkode))]
     return problems

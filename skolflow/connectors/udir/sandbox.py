@@ -10,13 +10,16 @@ they already hold changes nothing, so a resend never creates a duplicate.
 
 Every resource answers JSON, or XML with ``Accept: application/xml`` (sensoroppdrag: JSON only, as
 the seed says). Errors are ``ApiError`` documents. Admin endpoints (never faulted, no auth):
-``GET /_sandbox/state`` and ``PUT /_sandbox/server-errors?count=N`` (the next N API calls answer
+``GET /_sandbox/state`` (with ``resent_while_held``: candidates sent again while already registered,
+identical resends of a whole body excepted, which are a client's retries) and
+``PUT /_sandbox/server-errors?count=N`` (the next N API calls answer
 500 with Udir's message and a reference guid).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import random
@@ -104,11 +107,14 @@ class SandboxState:
     jobs: dict[str, Job] = field(default_factory=dict)
     fail_next: int = 0
     tokens: dict[str, float] = field(default_factory=dict)
+    bodies: set[str] = field(default_factory=set)  # sha256 of every registration body received
+    resent_while_held: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "registrations": {f"{org}/{period}": len(items) for (org, period), items in self.held.items()},
             "jobs": {guid: (job.report.status if job.report else "pending") for guid, job in self.jobs.items()},
+            "resent_while_held": self.resent_while_held,
         }
 
 
@@ -318,6 +324,12 @@ def create_app(
         if problems_400:
             raise _ApiFailure(400, " ".join(p.message for p in problems_400))
         guid = str(uuid.uuid4())
+        digest = hashlib.sha256(body).hexdigest()
+        if digest not in state.bodies:  # an identical body again is a client's retry after a lost answer
+            held = state.held.get((orgnr, code), {})
+            state.resent_while_held += sum((k.fodselsnr, g.fagkode) in held
+                                           for g in pamelding.kandidatgrupper for k in g.kandidater)
+            state.bodies.add(digest)
         state.jobs[guid] = Job(guid, pamelding.model_copy(update={"orgnr": orgnr}), time.monotonic())
         return _answer(request, PameldingReference(reference=guid), 202)
 
