@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,32 @@ import yaml
 
 from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy
 from skolflow.connectors.ss12000 import PagingError, SS12000Client
-from skolflow.connectors.ss12000.models import OrganisationType, SchoolType, SecurityMarking
-from skolflow.connectors.ss12000.sandbox import create_app, huvudman_id
-from skolflow.sandbox.dataset import SECURITY_MARKED, SECURITY_PROTECTED, Dataset, generate
+from skolflow.connectors.ss12000.models import (
+    DELETED_FIELDS,
+    Activity,
+    ActivityType,
+    AssignmentRoleType,
+    Curriculum,
+    DeletedEntitiesData,
+    DutyRole,
+    EntityType,
+    GroupType,
+    OrganisationType,
+    SchoolType,
+    SecurityMarking,
+)
+from skolflow.connectors.ss12000.sandbox import SCHOOL_TYPE_BY_FORM, create_app, huvudman_id
+from skolflow.sandbox.dataset import (
+    CLASS,
+    EPPN_DOMAINS,
+    PRINCIPAL,
+    SECURITY_MARKED,
+    SECURITY_PROTECTED,
+    TEACHER,
+    TEACHING,
+    Dataset,
+    generate,
+)
 from skolflow.sandbox.runner import SandboxServer, with_faults
 
 SUBSET = Path(__file__).resolve().parents[1] / "schemas" / "ss12000" / "ss12000-subset.yaml"
@@ -121,6 +145,83 @@ async def test_every_filter_the_client_sends_is_a_parameter_of_the_contract(cont
     assert sent_orgs <= names("/organisations") and len(sent_orgs) == 12
 
 
+@respx.mock
+async def test_duty_group_activity_and_deletion_filters_are_the_contract_s(contract: dict[str, typing.Any]) -> None:
+    def names(path: str) -> set[str]:
+        return {p["name"] for p in contract["paths"][path]["get"]["parameters"]}
+
+    routes = {path: respx.get(f"{BASE}{path}").mock(return_value=httpx.Response(200, json={"data": []}))
+              for path in ("/duties", "/groups", "/activities")}
+    deleted = respx.get(f"{BASE}/deletedEntities").mock(return_value=httpx.Response(200, json={"data": {}}))
+    when = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    day = dt.date(2025, 8, 18)
+    dates = {"start_date_on_or_before": day, "start_date_on_or_after": day, "end_date_on_or_before": day,
+             "end_date_on_or_after": day}
+    meta = {"meta_created_after": when, "meta_created_before": when, "meta_modified_after": when,
+            "meta_modified_before": when}
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        _ = [d async for d in ss.duties(organisation="o", duty_role="Lärare", person="p", expand=["person"],
+                                        expand_reference_names=True, **dates, **meta)]
+        _ = [g async for g in ss.groups(group_type=["Klass", "Undervisning"], school_types="GR", organisation="o",
+                                        expand=["assignmentRoles"], expand_reference_names=True, **dates, **meta)]
+        _ = [a async for a in ss.activities(member="m", teacher="t", organisation="o", group="g",
+                                            expand=["groups", "teachers", "syllabus"], expand_reference_names=True,
+                                            **dates, **meta)]
+        await ss.deleted_entities(after=when, entities=["Person", "Group"])
+
+    expected = {"/duties": 14, "/groups": 14, "/activities": 15}
+    for path, route in routes.items():
+        sent = set(route.calls.last.request.url.params.keys())
+        assert sent <= names(path) and len(sent) == expected[path], path
+    params = routes["/groups"].calls.last.request.url.params
+    assert params.get_list("groupType") == ["Klass", "Undervisning"]
+    assert params["endDate.onOrAfter"] == "2025-08-18"
+    assert routes["/activities"].calls.last.request.url.params.get_list("expand") == ["groups", "teachers", "syllabus"]
+    sent_deleted = deleted.calls.last.request.url.params
+    assert set(sent_deleted.keys()) <= names("/deletedEntities") | {"limit"}
+    assert sent_deleted.get_list("entities") == ["Person", "Group"]
+    assert sent_deleted["after"] == "2025-01-01T00:00:00+00:00"
+
+
+@respx.mock
+async def test_deleted_entities_merges_pages_and_reads_the_contract_s_spelling() -> None:
+    pages = {
+        None: ({"persons": ["p1", "p2"], "activitites": ["a1"]}, "next"),
+        "next": ({"persons": ["p2", "p3"], "activities": ["a2"], "groups": ["g1"]}, None),
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        data, token = pages[request.url.params.get("pageToken")]
+        return httpx.Response(200, json={"data": data, "pageToken": token})
+
+    route = respx.get(f"{BASE}/deletedEntities").mock(side_effect=answer)
+    async with SS12000Client(BASE, TOKEN, FAST, page_size=2) as ss:
+        deleted = await ss.deleted_entities(after=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+
+    assert deleted.ids("Person") == ["p1", "p2", "p3"]
+    assert deleted.ids("Activity") == ["a1", "a2"]  # "activitites" as the contract spells it, and corrected
+    assert deleted.ids("Group") == ["g1"] and deleted.ids("Duty") == []
+    assert [dict(call.request.url.params) for call in route.calls][1] == {"pageToken": "next", "limit": "2"}
+
+
+@respx.mock
+async def test_activities_read_embedded_syllabus_and_refuse_an_activity_without_groups() -> None:
+    stamp = {"created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z"}
+    activity = {"id": "a1", "meta": stamp, "displayName": "Matematik 6", "calendarEventsRequired": True,
+                "startDate": "2025-08-18", "activityType": "Undervisning", "groups": [{"id": "g1"}],
+                "teachers": [{"duty": {"id": "d1"}}], "organisation": {"id": "u1"},
+                "_embedded": {"syllabus": {"id": "s1", "meta": stamp, "schoolType": "GR", "subjectName": "Matematik",
+                                           "subjectDesignation": "MA", "official": True}}}
+    respx.get(f"{BASE}/activities").mock(return_value=httpx.Response(200, json={"data": [activity]}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        [read] = [a async for a in ss.activities(expand=["syllabus"])]
+    assert read.embedded is not None and read.embedded.syllabus is not None
+    assert read.embedded.syllabus.subjectDesignation == "MA"
+    assert read.to_wire() == activity  # dumps back to the contract's shape, "_embedded" included
+    with pytest.raises(ValueError, match="groups"):
+        Activity.model_validate({**activity, "groups": []})  # minItems: 1
+
+
 async def test_naive_datetime_filters_are_refused_before_any_call() -> None:
     async with SS12000Client(BASE, TOKEN, FAST) as ss:
         with pytest.raises(ValueError, match="timezone-aware"):
@@ -197,6 +298,21 @@ def test_model_enumerations_are_the_contracts(contract: dict[str, typing.Any]) -
     assert set(typing.get_args(SecurityMarking)) == set(schemas["Person"]["properties"]["securityMarking"]["enum"])
     assert set(typing.get_args(OrganisationType)) == set(schemas["OrganisationTypeEnum"]["enum"])
     assert set(typing.get_args(SchoolType)) == set(schemas["SchoolTypesEnum"]["enum"])
+    assert set(typing.get_args(DutyRole)) == set(schemas["DutyRole"]["enum"])
+    assert set(typing.get_args(GroupType)) == set(schemas["GroupTypesEnum"]["enum"])
+    assert set(typing.get_args(ActivityType)) == set(schemas["Activity"]["properties"]["activityType"]["enum"])
+    assert set(typing.get_args(AssignmentRoleType)) == set(schemas["AssignmentRoleTypeEnum"]["enum"])
+    assert set(typing.get_args(Curriculum)) == set(schemas["CurriculumEnum"]["enum"])
+    assert set(typing.get_args(EntityType)) == set(schemas["EndPointsEnum"]["enum"]) == set(DELETED_FIELDS)
+    assert set(DELETED_FIELDS.values()) == set(schemas["DeletedEntities_data"]["properties"])
+    assert set(DeletedEntitiesData.model_fields) == set(schemas["DeletedEntities_data"]["properties"])
+
+
+def test_the_subset_is_self_contained_and_names_the_paths_the_client_reads(contract: dict[str, typing.Any]) -> None:
+    text = SUBSET.read_text(encoding="utf-8")
+    refs = set(re.findall(r"#/components/schemas/([\w]+)", text))
+    assert refs and refs <= set(contract["components"]["schemas"])
+    assert {"/duties", "/groups", "/activities", "/deletedEntities"} <= set(contract["paths"])
 
 
 # Integration tests: client and sandbox over real HTTP
@@ -377,3 +493,230 @@ def test_sandbox_answers_conform_to_the_official_schemas(
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft4Validator({"$ref": "#/components/schemas/Person", "components": contract["components"]}
                                    ).validate({"id": person.id, "meta": {}})
+
+
+# DNP provisioning's source: duties, groups, activities, deleted entities
+
+
+def _school_type(form: str | None) -> str | None:
+    return SCHOOL_TYPE_BY_FORM[form] if form else None
+
+
+async def test_enrolments_carry_school_year_programme_and_a_birth_year_that_fits(sandbox: str,
+                                                                                   dataset: Dataset) -> None:
+    async with _client(sandbox) as ss:
+        persons = {p.id: p async for p in ss.persons()}
+    autumn = max(g.start for g in dataset.groups).year
+    for source in dataset.students():
+        [enrolment] = persons[source.id].enrolments or []
+        assert enrolment.schoolType == _school_type(source.school_form)
+        assert enrolment.schoolYear == source.school_year
+        if source.school_form in ("GR", "GRSAR"):
+            assert source.school_year in range(1, 10)
+            assert int(source.civic_no[:4]) == autumn - 6 - source.school_year
+        elif source.school_form in ("GY", "GYSAR"):
+            assert source.school_year in range(1, 4)
+            assert int(source.civic_no[:4]) == autumn - 15 - source.school_year
+        else:
+            assert source.school_year is None
+        assert (enrolment.educationCode is not None) == (source.school_form == "GY")
+    years = {p.school_year for p in dataset.students() if p.school_form == "GR"}
+    assert len(years) > 1  # classes of several school years, so tests of several years have students
+
+
+async def test_every_person_has_one_eppn_in_their_role_s_domain(sandbox: str, dataset: Dataset) -> None:
+    async with _client(sandbox) as ss:
+        persons = [p async for p in ss.persons()]
+    eppns = [p.eduPersonPrincipalNames for p in persons]
+    assert all(names is not None and len(names) == 1 for names in eppns)
+    assert len({names[0] for names in eppns if names}) == len(persons)
+    roles = {p.id: p.role for p in dataset.persons}
+    for person in persons:
+        assert (person.eduPersonPrincipalNames or [""])[0].endswith("@" + EPPN_DOMAINS[roles[person.id]])
+
+
+async def test_each_staff_member_has_a_duty_at_their_unit(sandbox: str, dataset: Dataset) -> None:
+    huvudman = huvudman_id(dataset)
+    unit = dataset.school_units[1]
+    async with _client(sandbox, page_size=5) as ss:
+        duties = [d async for d in ss.duties(expand=["person"], expand_reference_names=True)]
+        at_unit = [d async for d in ss.duties(organisation=unit.id)]
+        under_huvudman = [d async for d in ss.duties(organisation=huvudman)]
+        principals = [d async for d in ss.duties(duty_role=PRINCIPAL)]
+        staff = next(p for p in dataset.persons if p.role == "staff")
+        of_person = [d async for d in ss.duties(person=staff.id)]
+        current = [d async for d in ss.duties(end_date_on_or_after=dt.date.today())]
+    by_person = {d.person.id: d for d in duties if d.person}
+    staff_members = [p for p in dataset.persons if p.role == "staff"]
+    assert sorted(by_person) == sorted(p.id for p in staff_members) and len(duties) == len(staff_members)
+    for person in staff_members:
+        duty = by_person[person.id]
+        assert duty.dutyAt.id == person.school_unit_id
+        assert duty.embedded and duty.embedded.person and duty.embedded.person.civicNo
+        assert duty.embedded.person.civicNo.value == person.civic_no
+        assert duty.signature and duty.dutyAt.displayName
+    roles = [d.dutyRole for d in duties]
+    assert roles.count(TEACHER) > roles.count(PRINCIPAL) > 0
+    assert {d.id for d in at_unit} == {d.id for d in duties if d.dutyAt.id == unit.id} != set()
+    assert {d.id for d in under_huvudman} == {d.id for d in duties}
+    assert {d.id for d in principals} == {d.id for d in duties if d.dutyRole == PRINCIPAL}
+    assert [d.id for d in of_person] == [by_person[staff.id].id]
+    assert len(current) == len(duties)  # no duty has ended
+
+
+async def test_classes_and_teaching_groups_hold_the_students(sandbox: str, dataset: Dataset) -> None:
+    unit = dataset.school_units[1]
+    async with _client(sandbox, page_size=6) as ss:
+        groups = [g async for g in ss.groups()]
+        classes = [g async for g in ss.groups(group_type="Klass")]
+        gy = [g async for g in ss.groups(school_types="GY")]
+        at_unit = [g async for g in ss.groups(organisation=[unit.id])]
+    assert {g.groupType for g in groups} == {CLASS, TEACHING}
+    assert {g.id for g in classes} == {g.id for g in groups if g.groupType == CLASS}
+    assert {g.id for g in gy} == {g.id for g in groups if g.schoolType == "GY"} != set()
+    assert {g.id for g in at_unit} == {g.id for g in groups if g.organisation.id == unit.id} != set()
+    members = {g.id: {m.person.id for m in g.groupMemberships or []} for g in groups}
+    expected: dict[tuple[str, str | None, int | None], set[str]] = {}
+    for student in dataset.students():
+        if student.school_year is not None:
+            expected.setdefault((student.school_unit_id, _school_type(student.school_form), student.school_year),
+                                set()).add(student.id)
+    by_class = {(g.organisation.id, g.schoolType, int(re.sub(r"\D", "", g.displayName))): members[g.id]
+                for g in classes}
+    assert by_class == expected  # one class per unit, school type and year, holding exactly its students
+    teaching = {g.id: g for g in groups if g.groupType == TEACHING}
+    for student_id, record in dataset.records.items():
+        student = dataset.person(student_id)
+        for grade in record.grades:  # a grade names the teaching group of its subject, with the student in it
+            group = teaching[grade.group_id or ""]
+            assert student_id in members[group.id]
+            assert group.organisation.id == student.school_unit_id
+            assert grade.code in group.displayName
+
+
+async def test_activities_tie_teaching_groups_to_teachers_and_a_syllabus(sandbox: str, dataset: Dataset) -> None:
+    student = next(p for p in dataset.students() if p.school_form == "GR")
+    async with _client(sandbox, page_size=9) as ss:
+        activities = [a async for a in ss.activities(expand=["syllabus", "groups", "teachers"])]
+        duties = {d.id: d async for d in ss.duties()}
+        of_member = [a async for a in ss.activities(member=student.id)]
+        some = activities[3]
+        of_teacher = [a async for a in ss.activities(teacher=some.teachers[0].duty.id)] if some.teachers else []
+        of_group = [a async for a in ss.activities(group=some.groups[0].id)]
+        at_unit = [a async for a in ss.activities(organisation=some.organisation.id)]
+    assert len(activities) == len(dataset.activities) > 0
+    for activity in activities:
+        assert activity.activityType == "Undervisning" and activity.embedded is not None
+        [group] = activity.embedded.groups or []
+        syllabus = activity.embedded.syllabus
+        assert syllabus is not None and activity.syllabus and activity.syllabus.id == syllabus.id
+        assert group.groupType == TEACHING and group.organisation.id == activity.organisation.id
+        assert syllabus.schoolType == group.schoolType
+        code = syllabus.subjectDesignation or syllabus.courseCode
+        assert code and code in group.displayName
+        if syllabus.subjectDesignation:  # subjects are taught per school year, courses are not
+            assert syllabus.startSchoolYear == syllabus.endSchoolYear
+            assert str(syllabus.startSchoolYear) in group.displayName
+        teachers = activity.embedded.teachers or []
+        assert teachers and [t.id for t in teachers] == [t.duty.id for t in activity.teachers or []]
+        assert all(duties[t.id].dutyRole == TEACHER and duties[t.id].dutyAt.id == activity.organisation.id
+                   for t in teachers)
+    assert {a.id for a in of_member} == {a.id for a in dataset.activities if any(
+        m.person_id == student.id for g in dataset.groups if g.id in a.group_ids for m in g.members)} != set()
+    assert some.id in {a.id for a in of_teacher} and [a.id for a in of_group] == [some.id]
+    assert {a.id for a in at_unit} == {a.id for a in activities if a.organisation.id == some.organisation.id}
+
+
+@pytest.mark.parametrize("path", [
+    "/duties?dutyRole=Chef",
+    "/groups?groupType=Klasser",
+    "/activities?sortkey=ModifiedDesc",  # a contract parameter the sandbox does not implement: never ignored
+    "/deletedEntities?after=2025-01-01T00:00:00",
+    "/deletedEntities?entities=Persons",
+])
+def test_bad_parameters_of_the_new_lists_are_400(sandbox: str, path: str) -> None:
+    answer = httpx.get(f"{sandbox}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 400
+    assert set(answer.json()) == {"code", "message"}
+
+
+def test_new_lists_conform_to_the_official_schemas(sandbox: str, contract: dict[str, typing.Any]) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for path, params, schema in [
+        ("/duties", {"expand": "person", "expandReferenceNames": "true"}, "Duties"),
+        ("/groups", {"expandReferenceNames": "true"}, "GroupsExpanded"),
+        ("/activities", {"expand": ["groups", "teachers", "syllabus"], "expandReferenceNames": "true"}, "Activities"),
+        ("/deletedEntities", {}, "DeletedEntities"),
+    ]:
+        answer = httpx.get(f"{sandbox}{path}", params=params, headers=auth)
+        assert answer.status_code == 200 and answer.json()["data"] is not None
+        jsonschema.Draft4Validator({"$ref": f"#/components/schemas/{schema}",
+                                    "components": contract["components"]}).validate(answer.json())
+
+
+def test_the_data_set_is_the_same_for_a_seed() -> None:
+    day = dt.date(2026, 3, 2)
+    first, second = generate(students=30, seed=11, today=day), generate(students=30, seed=11, today=day)
+    assert (first.persons, first.duties, first.groups, first.activities) == (
+        second.persons, second.duties, second.groups, second.activities)
+    assert [r.grades for r in first.records.values()] == [r.grades for r in second.records.values()]
+    other = generate(students=30, seed=12, today=day)
+    assert [p.civic_no for p in other.persons] != [p.civic_no for p in first.persons]
+
+
+def test_changing_the_source_needs_an_aware_time_and_keeps_ids() -> None:
+    data = generate(students=10, schools=2, seed=3)
+    student = data.students()[0]
+    with pytest.raises(ValueError, match="timezone"):
+        data.change_person(student.id, dt.datetime(2026, 1, 1), school_year=None)
+    with pytest.raises(ValueError, match="id"):
+        data.change_group(data.groups[0].id, id="other")
+    with pytest.raises(KeyError):
+        data.remove_activity("00000000-0000-4000-8000-000000000000")
+    changed = data.change_person(student.id, school_year=None)
+    assert data.person(student.id) is changed and changed.school_year is None
+
+
+async def test_changes_move_meta_modified_and_removals_are_deleted_entities() -> None:
+    data = generate(students=40, schools=4, seed=9)
+    before = dt.datetime.now(dt.UTC)
+    changed_at = before + dt.timedelta(minutes=1)
+    removed_at = before + dt.timedelta(minutes=2)
+    student = data.students()[0]
+    teaching = next(g for g in data.groups if g.kind == TEACHING)
+    klass = next(g for g in data.groups if g.kind == CLASS)
+    data.change_person(student.id, changed_at, school_year=None)
+    data.change_group(klass.id, changed_at, name="Klass med nytt namn")
+    teacher_duty = next(d for d in data.duties if d.role == TEACHER and any(
+        d.id in a.teacher_duty_ids for a in data.activities))
+    taught = {a.id for a in data.activities if teacher_duty.id in a.teacher_duty_ids}
+    lone = next(a for a in data.activities if a.group_ids == (teaching.id,))
+    other = next(a for a in data.activities if a.id != lone.id and a.id not in taught)
+    data.remove_person(teacher_duty.person_id, removed_at)  # takes the duty with them
+    data.remove_group(teaching.id, removed_at)  # takes its only activity with it
+    data.remove_activity(other.id, removed_at)
+    with SandboxServer() as srv:
+        url = srv.start("ss12000", with_faults(create_app(data, token=TOKEN, page_size_max=2), "ss12000"))
+        async with _client(url, page_size=2) as ss:
+            persons = [p async for p in ss.persons(meta_modified_after=before)]
+            groups = [g async for g in ss.groups(meta_modified_after=before)]
+            activities = [a async for a in ss.activities(meta_modified_after=before)]
+            everyone = [p.id async for p in ss.persons()]
+            deleted = await ss.deleted_entities(after=before)
+            only_groups = await ss.deleted_entities(after=before, entities="Group")
+            none_later = await ss.deleted_entities(after=removed_at)
+        raw = httpx.get(f"{url}/deletedEntities", headers={"Authorization": f"Bearer {TOKEN}"},
+                        params={"entities": "Activity"})
+    assert [p.id for p in persons] == [student.id] and persons[0].meta.modified == changed_at
+    assert (persons[0].enrolments or [])[0].schoolYear is None
+    assert {g.id for g in groups} == {klass.id}  # the removed teacher was no member; the class was renamed
+    assert {a.id for a in activities} == taught - {lone.id, other.id}  # they lost their teacher
+    assert all(teacher_duty.id not in [t.duty.id for t in a.teachers or []] for a in activities)
+    assert teacher_duty.person_id not in everyone
+    assert deleted.ids("Person") == [teacher_duty.person_id]
+    assert deleted.ids("Duty") == [teacher_duty.id]
+    assert deleted.ids("Group") == [teaching.id]
+    assert sorted(deleted.ids("Activity")) == sorted({lone.id, other.id})
+    assert only_groups.ids("Group") == [teaching.id] and only_groups.ids("Person") == []
+    assert none_later == DeletedEntitiesData()
+    assert sorted(raw.json()["data"]["activitites"]) == sorted({lone.id, other.id})  # the contract's spelling

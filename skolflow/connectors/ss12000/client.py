@@ -21,7 +21,18 @@ from pydantic import BaseModel, TypeAdapter
 
 from skolflow.connectors.http import HttpSettings, build_client, request
 from skolflow.connectors.ss12000.models import (
+    ActivityExpand,
+    ActivityExpanded,
+    DeletedEntities,
+    DeletedEntitiesData,
+    DutyExpand,
+    DutyExpanded,
+    DutyRole,
     Entity,
+    EntityType,
+    GroupExpand,
+    GroupExpanded,
+    GroupType,
     Organisation,
     OrganisationsLookup,
     OrganisationType,
@@ -39,6 +50,7 @@ SYSTEM = "ss12000"
 LOOKUP_CHUNK_SIZE = 100
 
 Item = TypeVar("Item", bound=Entity)
+Paged = TypeVar("Paged", bound=BaseModel)
 QueryValue = str | Sequence[str]
 
 
@@ -70,6 +82,18 @@ def _query(**params: Any) -> dict[str, QueryValue]:
         else:
             query[name] = str(value)
     return query
+
+
+def _meta_filters(created_after: dt.datetime | None, created_before: dt.datetime | None,
+                  modified_after: dt.datetime | None, modified_before: dt.datetime | None) -> dict[str, Any]:
+    return {"meta.created.after": created_after, "meta.created.before": created_before,
+            "meta.modified.after": modified_after, "meta.modified.before": modified_before}
+
+
+def _date_filters(start_on_or_before: dt.date | None, start_on_or_after: dt.date | None,
+                  end_on_or_before: dt.date | None, end_on_or_after: dt.date | None) -> dict[str, Any]:
+    return {"startDate.onOrBefore": start_on_or_before, "startDate.onOrAfter": start_on_or_after,
+            "endDate.onOrBefore": end_on_or_before, "endDate.onOrAfter": end_on_or_after}
 
 
 def _as_list(value: str | Iterable[str] | None) -> list[str]:
@@ -118,28 +142,33 @@ class SS12000Client:
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await request(self._client, SYSTEM, method, path, retry=self.settings.retry, **kwargs)
 
-    async def _pages(self, path: str, item: type[Item], query: Mapping[str, QueryValue]) -> AsyncIterator[Item]:
-        """Yield every item of a list endpoint, following ``pageToken`` to the end.
+    async def _page_bodies(self, path: str, page_type: type[Paged],
+                           query: Mapping[str, QueryValue]) -> AsyncIterator[Paged]:
+        """Yield every page of a paged endpoint, following ``pageToken`` to the end.
 
         The contract forbids combining ``pageToken`` with the filters (it stands for them), so later
         pages send only the token and ``limit``.
         """
-        page_type = Page[item]  # type: ignore[valid-type]
         limit = _query(limit=self.page_size)
         params: dict[str, QueryValue] = {**query, **limit}
         seen: set[str] = set()
         while True:
             response = await self._call("GET", path, params=params)
             page = page_type.model_validate_json(response.content)
-            for entry in page.data:
-                yield entry
-            token = page.pageToken
+            yield page
+            token = getattr(page, "pageToken", None)
             if not token:
                 return
             if token in seen:
                 raise PagingError(f"{SYSTEM} repeated a pageToken on GET {path}")
             seen.add(token)
             params = {"pageToken": token, **limit}
+
+    async def _pages(self, path: str, item: type[Item], query: Mapping[str, QueryValue]) -> AsyncIterator[Item]:
+        """Yield every item of a list endpoint (``{data: [...], pageToken}``), all pages."""
+        async for page in self._page_bodies(path, Page[item], query):  # type: ignore[valid-type]
+            for entry in page.data:
+                yield entry
 
     async def _get(self, path: str, item: type[Item], query: Mapping[str, QueryValue]) -> Item:
         response = await self._call("GET", path, params=query)
@@ -191,10 +220,7 @@ class SS12000Client:
             "nameContains": _as_list(name_contains),
             "relationship.entity.type": relationship_entity_type,
             "relationship.organisation": relationship_organisation,
-            "meta.created.after": meta_created_after,
-            "meta.created.before": meta_created_before,
-            "meta.modified.after": meta_modified_after,
-            "meta.modified.before": meta_modified_before,
+            **_meta_filters(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before),
             "expand": list(expand),
             "expandReferenceNames": expand_reference_names,
         })
@@ -251,10 +277,7 @@ class SS12000Client:
             "parent": _as_list(parent),
             "schoolTypes": _as_list(school_types),
             "municipalityCode": municipality_code,
-            "meta.created.after": meta_created_after,
-            "meta.created.before": meta_created_before,
-            "meta.modified.after": meta_modified_after,
-            "meta.modified.before": meta_modified_before,
+            **_meta_filters(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before),
             "expandReferenceNames": expand_reference_names,
         })
         return self._pages("/organisations", Organisation, query)
@@ -277,3 +300,123 @@ class SS12000Client:
         bodies = (OrganisationsLookup(**body) for body in chunks)
         query = _query(expandReferenceNames=expand_reference_names)
         return await self._lookup("/organisations/lookup", Organisation, bodies, query)
+
+    # Duties, groups, activities: what DNP provisioning reads
+
+    def duties(
+        self,
+        *,
+        organisation: str | None = None,
+        duty_role: DutyRole | None = None,
+        person: str | None = None,
+        start_date_on_or_before: dt.date | None = None,
+        start_date_on_or_after: dt.date | None = None,
+        end_date_on_or_before: dt.date | None = None,
+        end_date_on_or_after: dt.date | None = None,
+        meta_created_after: dt.datetime | None = None,
+        meta_created_before: dt.datetime | None = None,
+        meta_modified_after: dt.datetime | None = None,
+        meta_modified_before: dt.datetime | None = None,
+        expand: Sequence[DutyExpand] = (),
+        expand_reference_names: bool | None = None,
+    ) -> AsyncIterator[DutyExpanded]:
+        """``GET /duties``: every duty matching the filters, all pages.
+
+        ``organisation`` (an Organisation id) includes the organisation's underlying elements, so the
+        huvudman's id gives every duty. ``end_date_on_or_after=today`` keeps the current duties (a
+        duty without an end date is always included, as the contract says).
+        """
+        query = _query(**{
+            "organisation": organisation,
+            "dutyRole": duty_role,
+            "person": person,
+            **_date_filters(start_date_on_or_before, start_date_on_or_after, end_date_on_or_before,
+                            end_date_on_or_after),
+            **_meta_filters(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before),
+            "expand": list(expand),
+            "expandReferenceNames": expand_reference_names,
+        })
+        return self._pages("/duties", DutyExpanded, query)
+
+    def groups(
+        self,
+        *,
+        group_type: GroupType | Sequence[GroupType] | None = None,
+        school_types: SchoolType | Sequence[SchoolType] | None = None,
+        organisation: str | Sequence[str] | None = None,
+        start_date_on_or_before: dt.date | None = None,
+        start_date_on_or_after: dt.date | None = None,
+        end_date_on_or_before: dt.date | None = None,
+        end_date_on_or_after: dt.date | None = None,
+        meta_created_after: dt.datetime | None = None,
+        meta_created_before: dt.datetime | None = None,
+        meta_modified_after: dt.datetime | None = None,
+        meta_modified_before: dt.datetime | None = None,
+        expand: Sequence[GroupExpand] = (),
+        expand_reference_names: bool | None = None,
+    ) -> AsyncIterator[GroupExpanded]:
+        """``GET /groups``: every group matching the filters, with its memberships, all pages.
+
+        ``organisation`` matches the organisations a group is directly tied to (not their children).
+        """
+        query = _query(**{
+            "groupType": _as_list(group_type),
+            "schoolTypes": _as_list(school_types),
+            "organisation": _as_list(organisation),
+            **_date_filters(start_date_on_or_before, start_date_on_or_after, end_date_on_or_before,
+                            end_date_on_or_after),
+            **_meta_filters(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before),
+            "expand": list(expand),
+            "expandReferenceNames": expand_reference_names,
+        })
+        return self._pages("/groups", GroupExpanded, query)
+
+    def activities(
+        self,
+        *,
+        member: str | None = None,
+        teacher: str | None = None,
+        organisation: str | None = None,
+        group: str | None = None,
+        start_date_on_or_before: dt.date | None = None,
+        start_date_on_or_after: dt.date | None = None,
+        end_date_on_or_before: dt.date | None = None,
+        end_date_on_or_after: dt.date | None = None,
+        meta_created_after: dt.datetime | None = None,
+        meta_created_before: dt.datetime | None = None,
+        meta_modified_after: dt.datetime | None = None,
+        meta_modified_before: dt.datetime | None = None,
+        expand: Sequence[ActivityExpand] = (),
+        expand_reference_names: bool | None = None,
+    ) -> AsyncIterator[ActivityExpanded]:
+        """``GET /activities``: every activity matching the filters, all pages.
+
+        ``member`` is a person id (in one of the activity's groups), ``teacher`` a duty id.
+        ``expand=["syllabus"]`` embeds the subject or course taught, which is what tells a teaching
+        activity's national test.
+        """
+        query = _query(**{
+            "member": member,
+            "teacher": teacher,
+            "organisation": organisation,
+            "group": group,
+            **_date_filters(start_date_on_or_before, start_date_on_or_after, end_date_on_or_before,
+                            end_date_on_or_after),
+            **_meta_filters(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before),
+            "expand": list(expand),
+            "expandReferenceNames": expand_reference_names,
+        })
+        return self._pages("/activities", ActivityExpanded, query)
+
+    async def deleted_entities(self, *, after: dt.datetime | None = None,
+                               entities: EntityType | Sequence[EntityType] = ()) -> DeletedEntitiesData:
+        """``GET /deletedEntities``: the ids removed after ``after``, per entity type, all pages merged.
+
+        Each page is an object of id lists, so pages are merged list by list (an id once per list).
+        """
+        query = _query(after=after, entities=_as_list(entities))
+        merged: dict[str, list[str]] = {}
+        async for page in self._page_bodies("/deletedEntities", DeletedEntities, query):
+            for name, ids in page.data.model_dump(exclude_none=True).items():
+                merged[name] = list(dict.fromkeys([*merged.get(name, []), *ids]))
+        return DeletedEntitiesData.model_validate(merged)

@@ -1,15 +1,17 @@
 """SS 12000:2020 v2.1 wire models: the JSON of the official OpenAPI, field for field.
 
 Field names are the YAML's own (camelCase), so a model reads like the contract and dumps to it
-without aliases. Extra fields are kept rather than rejected: a real server may send parts of the
-schema skolflow does not model (``_embedded``, vendor fields), and skolflow must accept every
-document the official schema accepts. Enumerations are ``Literal`` types with the YAML's values,
-so a value outside the contract fails loudly instead of being guessed at — this matters most for
-``securityMarking``, which decides whether a name may be shown at all.
+without aliases (``_embedded`` aside, see below). Extra fields are kept rather than rejected: a real
+server may send parts of the schema skolflow does not model (vendor fields, a person's ``_embedded``),
+and skolflow must accept every document the official schema accepts. Enumerations are ``Literal``
+types with the YAML's values, so a value outside the contract fails loudly instead of being guessed
+at — this matters most for ``securityMarking``, which decides whether a name may be shown at all.
 
-Only what the Betyg → Beda pipeline reads is modelled now (persons, organisations and what they
-reference); duties, groups, activities and deleted entities follow the same pattern: a model per
-schema here, and one line per endpoint in the client using :class:`Page`.
+Modelled: persons and organisations (the Betyg → Beda identity join), duties, groups with their
+memberships, activities with the syllabus they teach, and deleted entities (DNP provisioning). A list
+endpoint answers the ``…Expanded`` schema, whose ``_embedded`` object holds what ``expand`` asked for;
+it is the Python attribute ``embedded`` (a leading underscore is private in pydantic) and travels as
+``_embedded``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 class WireModel(BaseModel):
     """Base of every SS 12000 object: unknown fields kept, dumps without unset optional fields."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def to_wire(self) -> dict[str, object]:
         """The JSON object as the contract has it: optional fields that are ``None`` are left out."""
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
 OrganisationType = Literal[
@@ -53,6 +55,31 @@ RelationshipEntityType = Literal[
     "groupMembership",
 ]
 PersonExpand = Literal["duties", "responsibleFor", "placements", "ownedPlacements", "groupMemberships"]
+DutyRole = Literal[
+    "Rektor", "Lärare", "Förskollärare", "Barnskötare", "Bibliotekarie", "Lärarassistent", "Fritidspedagog",
+    "Annan personal", "Studie- och yrkesvägledare", "Förstelärare", "Kurator", "Skolsköterska", "Skolläkare",
+    "Skolpsykolog", "Speciallärare/specialpedagog", "Skoladministratör", "Övrig arbetsledning",
+    "Övrig pedagogisk personal", "Förskolechef",
+]
+AssignmentRoleType = Literal[
+    "Mentor", "Förskollärare", "Barnskötare", "Fritidspedagog", "Specialpedagog", "Elevhälsopersonal",
+    "Pedagogisk ledare", "Schemaläggare", "Lärarassistent", "Administrativ personal",
+]
+GroupType = Literal["Undervisning", "Klass", "Mentor", "Provgrupp", "Schema", "Avdelning", "Personalgrupp", "Övrigt"]
+ActivityType = Literal["Undervisning", "Elevaktivitet", "Provaktivitet", "Läraraktivitet", "Övrigt"]
+Curriculum = Literal[
+    "Lgy70", "Lgr80", "Lpo94", "Lpf94", "Lpfö98", "GR2000", "GY2000", "GYSÄR2000", "GYVUX2000", "GYVUX2001",
+    "GYVUX2002", "GR2011", "GRSÄR2011", "SPEC2011", "SAM2011", "Lvux12", "GY2011", "GYSÄR2013", "VU2013",
+]
+# Code_ObjectType (EndPointsEnum): the entity types /deletedEntities is asked about.
+EntityType = Literal[
+    "Absence", "AttendanceEvent", "Attendance", "Grade", "CalendarEvent", "AttendanceSchedule", "Resource", "Room",
+    "Activity", "Duty", "Placement", "StudyPlan", "Programme", "Syllabus", "SchoolUnitOffering", "Group", "Person",
+    "Organisation",
+]
+DutyExpand = Literal["person"]
+GroupExpand = Literal["assignmentRoles"]
+ActivityExpand = Literal["groups", "teachers", "syllabus"]
 
 
 class Meta(WireModel):
@@ -81,6 +108,22 @@ class ProgrammeReference(ObjectReference):
 
 class PersonReference(ObjectReference):
     securityMarking: SecurityMarking | None = None
+
+
+class DutyReference(ObjectReference):
+    pass
+
+
+class GroupReference(ObjectReference):
+    pass
+
+
+class ActivityReference(ObjectReference):
+    pass
+
+
+class SyllabusReference(ObjectReference):
+    pass
 
 
 class CivicNo(WireModel):
@@ -195,6 +238,135 @@ class Organisation(Entity):
     endDate: dt.date | None = None
 
 
+class AssignmentRole(WireModel):
+    """``Duty.assignmentRole[]``: a task towards a group (mentor, …); teaching is expressed by Activity."""
+
+    group: GroupReference
+    assignmentRoleType: AssignmentRoleType
+    startDate: dt.date | None = None
+    endDate: dt.date | None = None
+
+
+class Duty(Entity):
+    """A staff member's duty at an organisation (usually a school unit): the role they have there."""
+
+    person: PersonReference | None = None
+    assignmentRole: list[AssignmentRole] | None = None
+    dutyAt: OrganisationReference
+    dutyRole: DutyRole
+    description: str | None = None
+    signature: str | None = None
+    dutyPercent: int | None = None
+    hoursPerYear: int | None = None
+    startDate: dt.date
+    endDate: dt.date | None = None
+
+
+class DutyEmbedded(WireModel):
+    person: Person | None = None
+
+
+class DutyExpanded(Duty):
+    """What ``GET /duties`` answers: a Duty, with the person when ``expand=person`` was asked."""
+
+    embedded: DutyEmbedded | None = Field(None, alias="_embedded")
+
+
+class GroupMembership(WireModel):
+    person: PersonReference
+    startDate: dt.date | None = None
+    endDate: dt.date | None = None
+
+
+class Group(Entity):
+    """``Group`` = ``GroupFragment`` + ``groupMemberships``. Note ``schoolType``: one per group."""
+
+    displayName: str
+    startDate: dt.date
+    endDate: dt.date | None = None
+    groupType: GroupType
+    schoolType: SchoolType | None = None
+    organisation: OrganisationReference
+    groupMemberships: list[GroupMembership] | None = None
+
+
+class GroupAssignmentRole(WireModel):
+    duty: DutyReference | None = None
+    assignmentRoleType: AssignmentRoleType | None = None
+    startDate: dt.date | None = None
+    endDate: dt.date | None = None
+
+
+class GroupEmbedded(WireModel):
+    assignmentRoles: list[GroupAssignmentRole] | None = None
+
+
+class GroupExpanded(Group):
+    """What ``GET /groups`` answers; ``expand=assignmentRoles`` embeds the duties' tasks towards the group."""
+
+    embedded: GroupEmbedded | None = Field(None, alias="_embedded")
+
+
+class Syllabus(Entity):
+    """A subject or course with its school type and school years: what an activity teaches.
+
+    ``subjectDesignation`` is the short subject code (``MA``), ``courseCode`` Skolverket's course
+    code (``MATMAT01a``); ``subjectCode`` is the longer code that also names the curriculum.
+    """
+
+    schoolType: SchoolType
+    subjectCode: str | None = None
+    subjectName: str
+    subjectDesignation: str | None = None
+    courseCode: str | None = None
+    courseName: str | None = None
+    startSchoolYear: int | None = Field(None, ge=0, le=10)
+    endSchoolYear: int | None = Field(None, ge=0, le=10)
+    points: int | None = None
+    curriculum: Curriculum | None = None
+    languageCode: str | None = None
+    official: bool
+
+
+class DutyAssignment(WireModel):
+    """``Activity.teachers[]``: a duty (not a person) teaching the activity."""
+
+    duty: DutyReference
+    startDate: dt.date | None = None
+    endDate: dt.date | None = None
+    minutesPlanned: int | None = None
+    grader: bool | None = None
+
+
+class Activity(Entity):
+    """Teachers (as duties) and groups brought together around a syllabus."""
+
+    displayName: str
+    calendarEventsRequired: bool
+    startDate: dt.date
+    endDate: dt.date | None = None
+    activityType: ActivityType | None = None
+    comment: str | None = None
+    minutesPlanned: int | None = None
+    groups: list[GroupReference] = Field(min_length=1)
+    teachers: list[DutyAssignment] | None = None
+    syllabus: SyllabusReference | None = None
+    organisation: OrganisationReference
+    parentActivity: ActivityReference | None = None
+
+
+class ActivityEmbedded(WireModel):
+    groups: list[Group] | None = None
+    syllabus: Syllabus | None = None
+    teachers: list[Duty] | None = None
+
+
+class ActivityExpanded(Activity):
+    """What ``GET /activities`` answers; ``expand`` embeds the groups, the teachers' duties, the syllabus."""
+
+    embedded: ActivityEmbedded | None = Field(None, alias="_embedded")
+
+
 Item = TypeVar("Item", bound=Entity)
 
 
@@ -205,6 +377,58 @@ class Page(WireModel, Generic[Item]):
     """
 
     data: list[Item]
+    pageToken: str | None = None
+
+
+# EndPointsEnum value → its list in DeletedEntities.data.
+DELETED_FIELDS: dict[EntityType, str] = {
+    "Absence": "absences", "AttendanceEvent": "attendanceEvents", "Attendance": "attendances", "Grade": "grades",
+    "CalendarEvent": "calendarEvents", "AttendanceSchedule": "attendanceSchedules", "Resource": "resources",
+    "Room": "rooms", "Activity": "activitites", "Duty": "duties", "Placement": "placements",
+    "StudyPlan": "studyPlans", "Programme": "programmes", "Syllabus": "syllabuses",
+    "SchoolUnitOffering": "schoolUnitOfferings", "Group": "groups", "Person": "persons",
+    "Organisation": "organisations",
+}
+
+
+class DeletedEntitiesData(WireModel):
+    """Ids removed from the source, per entity type, as ``GET /deletedEntities`` lists them.
+
+    ``activitites`` is the contract's own spelling; a server that corrects it to ``activities`` is
+    read too (the key is kept as an extra field), see :meth:`ids`.
+    """
+
+    absences: list[str] | None = None
+    attendanceEvents: list[str] | None = None
+    attendances: list[str] | None = None
+    grades: list[str] | None = None
+    calendarEvents: list[str] | None = None
+    attendanceSchedules: list[str] | None = None
+    resources: list[str] | None = None
+    rooms: list[str] | None = None
+    activitites: list[str] | None = None
+    duties: list[str] | None = None
+    placements: list[str] | None = None
+    studyPlans: list[str] | None = None
+    programmes: list[str] | None = None
+    syllabuses: list[str] | None = None
+    schoolUnitOfferings: list[str] | None = None
+    groups: list[str] | None = None
+    persons: list[str] | None = None
+    organisations: list[str] | None = None
+
+    def ids(self, entity: EntityType) -> list[str]:
+        """The removed ids of one entity type (``"Person"``, ``"Activity"``, …)."""
+        if entity == "Activity":
+            corrected = (self.model_extra or {}).get("activities") or []
+            return list(dict.fromkeys([*(self.activitites or []), *corrected]))
+        return list(getattr(self, DELETED_FIELDS[entity]) or [])
+
+
+class DeletedEntities(WireModel):
+    """One page of ``GET /deletedEntities``: an object of id lists (not a list), and the page token."""
+
+    data: DeletedEntitiesData
     pageToken: str | None = None
 
 

@@ -1,16 +1,20 @@
-"""SS 12000 sandbox: persons and organisations of the synthetic data set, served as the contract says.
+"""SS 12000 sandbox: the synthetic data set's organisations, persons, duties, groups and activities.
 
 The huvudman is an Organisation of type Huvudman (with the data set's organisationsnummer); each
 school unit is an Organisation of type Skolenhet under it, with its skolenhetskod. Every person has
-a civicNo, names, securityMarking and a school e-mail; students also have an enrolment at their
-school unit. Staff relate to their school unit through duties, which the sandbox does not serve
-yet, but the ``relationship.entity.type=duty`` filter already finds them.
+a civicNo, names, securityMarking, a school e-mail and one eduPersonPrincipalName; students also have
+an enrolment at their school unit (school type, school year, GY's educationCode). Staff have a duty
+at their school unit (``/duties``); classes and teaching groups with their memberships are
+``/groups``; teaching activities (``/activities``) link teaching groups to the teachers' duties and to
+a syllabus, embedded with ``expand=syllabus``. What a test removes from the data set is listed by
+``/deletedEntities``, and what it changes carries a later ``meta.modified``.
 
 The sandbox is stricter than a lenient real server so that client bugs show up in tests: a query
 parameter it does not implement (or misspells) is a 400, not silently ignored, and a ``pageToken``
 combined with filters is a 400 as the contract says. Answers that are errors use the contract's
-``Error`` object; a missing or wrong bearer token is a 401. ``expand`` is accepted as the contract
-allows, but the data set has no duties, placements or memberships to embed, so no ``_embedded``.
+``Error`` object; a missing or wrong bearer token is a 401. ``expand`` embeds a duty's person and an
+activity's groups, teachers and syllabus; the other values the contract allows (a person's
+duties and memberships, a group's assignment roles) are accepted and embed nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import secrets
 import uuid
@@ -30,10 +35,28 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from skolflow.connectors.ss12000.models import (
+    DELETED_FIELDS,
+    ActivityEmbedded,
+    ActivityExpand,
+    ActivityExpanded,
     CivicNo,
+    Duty,
+    DutyAssignment,
+    DutyEmbedded,
+    DutyExpand,
+    DutyExpanded,
+    DutyReference,
+    DutyRole,
     Email,
     Enrolment,
+    EntityType,
     Error,
+    Group,
+    GroupExpand,
+    GroupExpanded,
+    GroupMembership,
+    GroupReference,
+    GroupType,
     Meta,
     Organisation,
     OrganisationReference,
@@ -41,20 +64,19 @@ from skolflow.connectors.ss12000.models import (
     OrganisationType,
     Person,
     PersonExpand,
+    PersonReference,
     PersonsLookup,
     RelationshipEntityType,
     SchoolType,
     SchoolUnitReference,
+    Syllabus,
+    SyllabusReference,
 )
 from skolflow.identity import SAMORDNING_DAY_OFFSET
 from skolflow.sandbox import dataset as ds
 
-# The data set has no history: every object was created and last changed at this instant.
-SANDBOX_META = Meta(
-    created=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-    modified=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-)
 ENROLMENT_START = dt.date(2024, 8, 19)
+SYLLABUS_NAMESPACE = uuid.UUID("0d6c7a4e-2f0b-5e55-8a63-5512000a1b0c")  # fixed: a syllabus keeps its id
 
 # Betyg API school forms (the data set's) → SS 12000 SchoolTypesEnum.
 SCHOOL_TYPE_BY_FORM: dict[str, SchoolType] = {
@@ -94,16 +116,11 @@ def _bad_request(exc: RequestValidationError) -> JSONResponse:
 # Query parameters. extra="forbid": what the sandbox does not implement is a 400, never ignored.
 
 
-class _ListQuery(BaseModel):
+class _PagedQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int | None = Field(None, ge=1)
     pageToken: str | None = None
-    meta_created_before: AwareDatetime | None = Field(None, alias="meta.created.before")
-    meta_created_after: AwareDatetime | None = Field(None, alias="meta.created.after")
-    meta_modified_before: AwareDatetime | None = Field(None, alias="meta.modified.before")
-    meta_modified_after: AwareDatetime | None = Field(None, alias="meta.modified.after")
-    expandReferenceNames: bool = False
 
     # Paging parameters and output options may accompany a pageToken; everything else is a filter.
     NOT_FILTERS: ClassVar[frozenset[str]] = frozenset({"limit", "pageToken", "expand", "expandReferenceNames"})
@@ -111,13 +128,24 @@ class _ListQuery(BaseModel):
     def filters_set(self) -> set[str]:
         return set(self.model_fields_set) - self.NOT_FILTERS
 
+
+class _ListQuery(_PagedQuery):
+    meta_created_before: AwareDatetime | None = Field(None, alias="meta.created.before")
+    meta_created_after: AwareDatetime | None = Field(None, alias="meta.created.after")
+    meta_modified_before: AwareDatetime | None = Field(None, alias="meta.modified.before")
+    meta_modified_after: AwareDatetime | None = Field(None, alias="meta.modified.after")
+    expandReferenceNames: bool = False
+
     def meta_matches(self, meta: Meta) -> bool:
+        return self.times_match(meta.created, meta.modified)
+
+    def times_match(self, created: dt.datetime, modified: dt.datetime) -> bool:
         """The contract's bounds: created/modified 'before' inclusive, 'after' exclusive."""
         return not (
-            (self.meta_created_before and meta.created > self.meta_created_before)
-            or (self.meta_created_after and meta.created <= self.meta_created_after)
-            or (self.meta_modified_before and meta.modified > self.meta_modified_before)
-            or (self.meta_modified_after and meta.modified <= self.meta_modified_after)
+            (self.meta_created_before and created > self.meta_created_before)
+            or (self.meta_created_after and created <= self.meta_created_after)
+            or (self.meta_modified_before and modified > self.meta_modified_before)
+            or (self.meta_modified_after and modified <= self.meta_modified_after)
         )
 
 
@@ -138,6 +166,49 @@ class OrganisationsQuery(_ListQuery):
     schoolTypes: list[SchoolType] = []
 
 
+class _DatedQuery(_ListQuery):
+    start_on_or_before: dt.date | None = Field(None, alias="startDate.onOrBefore")
+    start_on_or_after: dt.date | None = Field(None, alias="startDate.onOrAfter")
+    end_on_or_before: dt.date | None = Field(None, alias="endDate.onOrBefore")
+    end_on_or_after: dt.date | None = Field(None, alias="endDate.onOrAfter")
+
+    def dates_match(self, start: dt.date, end: dt.date | None) -> bool:
+        """The contract's date bounds, inclusive; an entity without an end date always passes the end filters."""
+        return not (
+            (self.start_on_or_before and start > self.start_on_or_before)
+            or (self.start_on_or_after and start < self.start_on_or_after)
+            or (end is not None and self.end_on_or_before and end > self.end_on_or_before)
+            or (end is not None and self.end_on_or_after and end < self.end_on_or_after)
+        )
+
+
+class DutiesQuery(_DatedQuery):
+    organisation: uuid.UUID | None = None
+    dutyRole: DutyRole | None = None
+    person: uuid.UUID | None = None
+    expand: list[DutyExpand] = []
+
+
+class GroupsQuery(_DatedQuery):
+    groupType: list[GroupType] = []
+    schoolTypes: list[SchoolType] = []
+    organisation: list[uuid.UUID] = []
+    expand: list[GroupExpand] = []
+
+
+class ActivitiesQuery(_DatedQuery):
+    member: uuid.UUID | None = None
+    teacher: uuid.UUID | None = None
+    organisation: uuid.UUID | None = None
+    group: uuid.UUID | None = None
+    expand: list[ActivityExpand] = []
+
+
+class DeletedEntitiesQuery(_PagedQuery):
+    after: AwareDatetime | None = None
+    entities: list[EntityType] = []
+
+
 class PersonOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -151,10 +222,10 @@ class ReferenceOptions(BaseModel):
     expandReferenceNames: bool = False
 
 
-Q = TypeVar("Q", bound=_ListQuery)
+Q = TypeVar("Q", bound=_PagedQuery)
 
 
-def _encode_token(query: _ListQuery, offset: int) -> str:
+def _encode_token(query: _PagedQuery, offset: int) -> str:
     state = {"q": query.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude={"limit", "pageToken"}),
              "o": offset}
     return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
@@ -183,14 +254,19 @@ def _resolve_query(query: Q) -> tuple[Q, int]:
 Item = TypeVar("Item")
 
 
-def _page(items: Sequence[Item], query: _ListQuery, offset: int, page_size_max: int,
-          render: Callable[[Item], dict[str, Any]]) -> dict[str, Any]:
+def _page(items: Sequence[Item], query: _PagedQuery, offset: int, page_size_max: int,
+          render: Callable[[Sequence[Item]], Any]) -> dict[str, Any]:
+    """One page: ``render`` makes the page's ``data`` of its slice of ``items``."""
     limit = min(query.limit or page_size_max, page_size_max)
     end = offset + limit
-    body: dict[str, Any] = {"data": [render(item) for item in items[offset:end]]}
+    body: dict[str, Any] = {"data": render(items[offset:end])}
     if end < len(items):
         body["pageToken"] = _encode_token(query, end)
     return body
+
+
+def _each(render: Callable[[Item], dict[str, Any]]) -> Callable[[Sequence[Item]], list[dict[str, Any]]]:
+    return lambda items: [render(item) for item in items]
 
 
 def _uuid(value: str) -> str:
@@ -208,24 +284,60 @@ def _birth_date(civic_no: str) -> dt.date:
 
 
 class _Wire:
-    """Renders the data set as SS 12000 objects."""
+    """Renders the data set as SS 12000 objects; ``names``: fill ``displayName`` of references.
+
+    One is made per request, so its indexes see what a test changed in the data set since the last call.
+    """
 
     def __init__(self, dataset: ds.Dataset):
         self.dataset = dataset
 
+    @functools.cached_property
     def units(self) -> dict[str, ds.SchoolUnit]:
         return {unit.id: unit for unit in self.dataset.school_units}
+
+    @functools.cached_property
+    def groups(self) -> dict[str, ds.Group]:
+        return {group.id: group for group in self.dataset.groups}
+
+    @functools.cached_property
+    def duties(self) -> dict[str, ds.Duty]:
+        return {duty.id: duty for duty in self.dataset.duties}
+
+    @functools.cached_property
+    def relations(self) -> dict[str, dict[str, set[str]]]:
+        """Person id → the school units they relate to, per ``relationship.entity.type``."""
+        found: dict[str, dict[str, set[str]]] = {}
+        for person in self.dataset.students():
+            found.setdefault(person.id, {}).setdefault("enrolment", set()).add(person.school_unit_id)
+        for duty in self.dataset.duties:
+            found.setdefault(duty.person_id, {}).setdefault("duty", set()).add(duty.school_unit_id)
+        for group in self.dataset.groups:
+            for member in group.members:
+                found.setdefault(member.person_id, {}).setdefault("groupMembership", set()).add(group.school_unit_id)
+        return found
+
+    def meta(self, entity_id: str) -> Meta:
+        return Meta(created=ds.CREATED, modified=self.dataset.modified_at(entity_id))
+
+    def unit_reference(self, unit_id: str, names: bool) -> OrganisationReference:
+        return OrganisationReference(id=unit_id, displayName=self.units[unit_id].name if names else None)
+
+    def person_reference(self, person_id: str, names: bool) -> PersonReference:
+        person = self.dataset.person(person_id)
+        return PersonReference(id=person_id, securityMarking=person.security_marking,
+                               displayName=f"{person.given_name} {person.family_name}" if names else None)
 
     def organisations(self, names: bool) -> list[Organisation]:
         dataset = self.dataset
         top = huvudman_id(dataset)
         huvudman = Organisation(
-            id=top, meta=SANDBOX_META, displayName=dataset.huvudman_name, organisationType="Huvudman",
+            id=top, meta=self.meta(top), displayName=dataset.huvudman_name, organisationType="Huvudman",
             organisationNumber=dataset.huvudman_orgnr,
         )
         units = [
             Organisation(
-                id=unit.id, meta=SANDBOX_META, displayName=unit.name, organisationType="Skolenhet",
+                id=unit.id, meta=self.meta(unit.id), displayName=unit.name, organisationType="Skolenhet",
                 schoolUnitCode=unit.code,
                 schoolTypes=list(dict.fromkeys(SCHOOL_TYPE_BY_FORM[form] for form in unit.school_forms)),
                 parentOrganisation=OrganisationReference(id=top, displayName=dataset.huvudman_name if names else None),
@@ -234,42 +346,95 @@ class _Wire:
         ]
         return [huvudman, *units]
 
-    def person(self, person: ds.Person, units: dict[str, ds.SchoolUnit], names: bool) -> Person:
+    def person(self, person: ds.Person, names: bool) -> Person:
         student = person.role == "student"
         enrolments = None
         if student:
-            unit = units[person.school_unit_id]
-            record = self.dataset.records.get(person.id)
-            form = record.grades[0].school_form if record and record.grades else unit.school_forms[0]
+            unit = self.units[person.school_unit_id]
             enrolments = [Enrolment(
                 enroledAt=SchoolUnitReference(id=unit.id, displayName=unit.name if names else None),
-                schoolType=SCHOOL_TYPE_BY_FORM[form], startDate=ENROLMENT_START,
+                schoolType=SCHOOL_TYPE_BY_FORM[person.school_form or unit.school_forms[0]],
+                schoolYear=person.school_year, educationCode=person.programme, startDate=ENROLMENT_START,
             )]
         return Person(
-            id=person.id, meta=SANDBOX_META, givenName=person.given_name, familyName=person.family_name,
+            id=person.id, meta=self.meta(person.id), givenName=person.given_name, familyName=person.family_name,
+            eduPersonPrincipalNames=[person.eppn] if person.eppn else None,
             civicNo=CivicNo(value=person.civic_no, nationality="SE"), birthDate=_birth_date(person.civic_no),
             securityMarking=person.security_marking, personStatus="Aktiv",
             emails=[Email(value=person.email, type="Skola elev" if student else "Skola personal")],
             enrolments=enrolments,
         )
 
+    def duty(self, duty: ds.Duty, names: bool) -> dict[str, Any]:
+        """A Duty's fields, for ``Duty`` (embedded in an activity) or ``DutyExpanded`` (``/duties``)."""
+        return {"id": duty.id, "meta": self.meta(duty.id), "person": self.person_reference(duty.person_id, names),
+                "dutyAt": self.unit_reference(duty.school_unit_id, names), "dutyRole": duty.role,
+                "signature": duty.signature, "startDate": duty.start}
 
-def _person_matches(person: ds.Person, query: PersonsQuery) -> bool:
-    if query.civicNo is not None and person.civic_no != query.civicNo:
-        return False
-    names = f"{person.given_name} {person.family_name}".casefold()
-    if not all(part.casefold() in names for part in query.nameContains):
-        return False
-    relation = query.relationship_entity_type
-    if relation is not None and relation not in ("enrolment", "duty"):
-        return False  # the data set has no placements, guardians or group memberships
-    if relation == "enrolment" and person.role != "student":
-        return False
-    if relation == "duty" and person.role != "staff":
-        return False
-    if query.relationship_organisation is not None and person.school_unit_id != str(query.relationship_organisation):
-        return False
-    return query.meta_matches(SANDBOX_META)
+    def duty_expanded(self, duty: ds.Duty, names: bool, expand: Sequence[DutyExpand]) -> DutyExpanded:
+        person = self.person(self.dataset.person(duty.person_id), names) if "person" in expand else None
+        return DutyExpanded(**self.duty(duty, names), embedded=DutyEmbedded(person=person) if person else None)
+
+    def group(self, group: ds.Group, names: bool) -> Group:
+        return GroupExpanded(
+            id=group.id, meta=self.meta(group.id), displayName=group.name, startDate=group.start,
+            groupType=group.kind, schoolType=SCHOOL_TYPE_BY_FORM[group.school_form],
+            organisation=self.unit_reference(group.school_unit_id, names),
+            groupMemberships=[GroupMembership(person=self.person_reference(m.person_id, names), startDate=m.start,
+                                              endDate=m.end) for m in group.members],
+        )
+
+    def syllabus(self, activity: ds.Activity) -> Syllabus:
+        """The subject (GR, grundsärskola: ``subjectDesignation``) or course (``courseCode``) an activity teaches."""
+        by_subject = activity.school_year is not None
+        key = f"{activity.school_form}:{activity.code}:{activity.school_year}"
+        syllabus_id = str(uuid.uuid5(SYLLABUS_NAMESPACE, key))
+        return Syllabus(
+            id=syllabus_id, meta=self.meta(syllabus_id), schoolType=SCHOOL_TYPE_BY_FORM[activity.school_form],
+            subjectName=ds.SUBJECT_NAMES.get(activity.code, activity.code),
+            subjectDesignation=activity.code if by_subject else None, courseCode=None if by_subject else activity.code,
+            startSchoolYear=activity.school_year, endSchoolYear=activity.school_year, official=True,
+        )
+
+    def activity(self, activity: ds.Activity, names: bool, expand: Sequence[ActivityExpand]) -> ActivityExpanded:
+        syllabus = self.syllabus(activity)
+        embedded = ActivityEmbedded(
+            groups=[self.group(self.groups[g], names) for g in activity.group_ids] if "groups" in expand else None,
+            teachers=[Duty(**self.duty(self.duties[d], names)) for d in activity.teacher_duty_ids]
+            if "teachers" in expand else None,
+            syllabus=syllabus if "syllabus" in expand else None,
+        )
+        return ActivityExpanded(
+            id=activity.id, meta=self.meta(activity.id), displayName=activity.name, calendarEventsRequired=True,
+            startDate=activity.start, activityType="Undervisning",
+            groups=[GroupReference(id=g, displayName=self.groups[g].name if names else None)
+                    for g in activity.group_ids],
+            teachers=[DutyAssignment(duty=DutyReference(id=d, displayName=self.duties[d].signature if names else None))
+                      for d in activity.teacher_duty_ids],
+            syllabus=SyllabusReference(id=syllabus.id, displayName=syllabus.subjectName if names else None),
+            organisation=self.unit_reference(activity.school_unit_id, names),
+            embedded=embedded if expand else None,
+        )
+
+    def within(self, organisation: str, unit_id: str) -> bool:
+        """``unit_id`` is the organisation or under it (every unit is under the huvudman)."""
+        return organisation in (unit_id, huvudman_id(self.dataset))
+
+    def person_matches(self, person: ds.Person, query: PersonsQuery) -> bool:
+        if query.civicNo is not None and person.civic_no != query.civicNo:
+            return False
+        names = f"{person.given_name} {person.family_name}".casefold()
+        if not all(part.casefold() in names for part in query.nameContains):
+            return False
+        relation = query.relationship_entity_type
+        organisation = query.relationship_organisation
+        if relation is not None or organisation is not None:
+            # Placements and guardians: the data set has none, so those relations match nobody.
+            kinds = self.relations.get(person.id, {})
+            related = kinds.get(relation, set()) if relation else set().union(*kinds.values())
+            if not related or (organisation is not None and str(organisation) not in related):
+                return False
+        return query.times_match(ds.CREATED, self.dataset.modified_at(person.id))
 
 
 def _organisation_matches(org: Organisation, query: OrganisationsQuery) -> bool:
@@ -285,14 +450,21 @@ def _organisation_matches(org: Organisation, query: OrganisationsQuery) -> bool:
     )
 
 
+def _deleted_data(deletions: Sequence[ds.Deletion]) -> dict[str, list[str]]:
+    data: dict[str, list[str]] = {}
+    for deletion in deletions:
+        data.setdefault(DELETED_FIELDS[deletion.entity], []).append(deletion.id)  # type: ignore[index]
+    return data
+
+
 def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max: int = 100) -> FastAPI:
-    """An SS 12000 v2.1 API over ``dataset``: persons and organisations, bearer ``token``.
+    """An SS 12000 v2.1 API over ``dataset``, bearer ``token``.
 
     ``page_size_max`` is both the default and the largest page (a larger ``limit`` is lowered to
     it, as the contract lets a server return fewer than asked) and the most values one lookup body
-    may hold (more is the contract's 503 "answer too big").
+    may hold (more is the contract's 503 "answer too big"). The data set is read on every call, so
+    what a test changes in it is served at once.
     """
-    wire = _Wire(dataset)
     expected = f"Bearer {token}"
 
     def require_bearer(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -309,18 +481,18 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
     @router.get("/persons")
     def list_persons(query: Annotated[PersonsQuery, Query()]) -> dict[str, Any]:
         query, offset = _resolve_query(query)
-        units = wire.units()
-        matches = [p for p in dataset.persons if _person_matches(p, query)]
+        wire = _Wire(dataset)
+        matches = [p for p in dataset.persons if wire.person_matches(p, query)]
         return _page(matches, query, offset, page_size_max,
-                     lambda p: wire.person(p, units, query.expandReferenceNames).to_wire())
+                     _each(lambda p: wire.person(p, query.expandReferenceNames).to_wire()))
 
     @router.post("/persons/lookup")
     def lookup_persons(body: PersonsLookup, options: Annotated[PersonOptions, Query()]) -> list[dict[str, Any]]:
         check_lookup_size(body.ids, body.civicNos)
         ids = {_uuid(value) for value in body.ids or ()}
         civic_nos = set(body.civicNos or ())
-        units = wire.units()
-        return [wire.person(p, units, options.expandReferenceNames).to_wire()
+        wire = _Wire(dataset)
+        return [wire.person(p, options.expandReferenceNames).to_wire()
                 for p in dataset.persons if p.id in ids or p.civic_no in civic_nos]
 
     @router.get("/persons/{person_id}")
@@ -329,13 +501,14 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         person = next((p for p in dataset.persons if p.id == key), None)
         if person is None:
             raise ApiError(404, "NotFound", "no person with this id")
-        return wire.person(person, wire.units(), options.expandReferenceNames).to_wire()
+        return _Wire(dataset).person(person, options.expandReferenceNames).to_wire()
 
     @router.get("/organisations")
     def list_organisations(query: Annotated[OrganisationsQuery, Query()]) -> dict[str, Any]:
         query, offset = _resolve_query(query)
-        matches = [o for o in wire.organisations(query.expandReferenceNames) if _organisation_matches(o, query)]
-        return _page(matches, query, offset, page_size_max, lambda o: o.to_wire())
+        organisations = _Wire(dataset).organisations(query.expandReferenceNames)
+        matches = [o for o in organisations if _organisation_matches(o, query)]
+        return _page(matches, query, offset, page_size_max, _each(lambda o: o.to_wire()))
 
     @router.post("/organisations/lookup")
     def lookup_organisations(body: OrganisationsLookup,
@@ -344,16 +517,71 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         ids = {_uuid(value) for value in body.ids or ()}
         codes = set(body.schoolUnitCodes or ())
         org_codes = set(body.organisationCodes or ())
-        return [o.to_wire() for o in wire.organisations(options.expandReferenceNames)
+        return [o.to_wire() for o in _Wire(dataset).organisations(options.expandReferenceNames)
                 if o.id in ids or (o.schoolUnitCode or "") in codes or (o.organisationCode or "") in org_codes]
 
     @router.get("/organisations/{organisation_id}")
     def get_organisation(organisation_id: str, options: Annotated[ReferenceOptions, Query()]) -> dict[str, Any]:
         key = _uuid(organisation_id)
-        found = next((o for o in wire.organisations(options.expandReferenceNames) if o.id == key), None)
+        found = next((o for o in _Wire(dataset).organisations(options.expandReferenceNames) if o.id == key), None)
         if found is None:
             raise ApiError(404, "NotFound", "no organisation with this id")
         return found.to_wire()
+
+    @router.get("/duties")
+    def list_duties(query: Annotated[DutiesQuery, Query()]) -> dict[str, Any]:
+        query, offset = _resolve_query(query)
+        wire = _Wire(dataset)
+        matches = [
+            d for d in dataset.duties
+            if (query.organisation is None or wire.within(str(query.organisation), d.school_unit_id))
+            and (query.dutyRole is None or d.role == query.dutyRole)
+            and (query.person is None or d.person_id == str(query.person))
+            and query.dates_match(d.start, None)
+            and query.times_match(ds.CREATED, dataset.modified_at(d.id))
+        ]
+        return _page(matches, query, offset, page_size_max,
+                     _each(lambda d: wire.duty_expanded(d, query.expandReferenceNames, query.expand).to_wire()))
+
+    @router.get("/groups")
+    def list_groups(query: Annotated[GroupsQuery, Query()]) -> dict[str, Any]:
+        query, offset = _resolve_query(query)
+        wire = _Wire(dataset)
+        organisations = {str(o) for o in query.organisation}
+        matches = [
+            g for g in dataset.groups
+            if (not query.groupType or g.kind in query.groupType)
+            and (not query.schoolTypes or SCHOOL_TYPE_BY_FORM[g.school_form] in query.schoolTypes)
+            and (not organisations or g.school_unit_id in organisations)
+            and query.dates_match(g.start, None)
+            and query.times_match(ds.CREATED, dataset.modified_at(g.id))
+        ]
+        return _page(matches, query, offset, page_size_max,
+                     _each(lambda g: wire.group(g, query.expandReferenceNames).to_wire()))
+
+    @router.get("/activities")
+    def list_activities(query: Annotated[ActivitiesQuery, Query()]) -> dict[str, Any]:
+        query, offset = _resolve_query(query)
+        wire = _Wire(dataset)
+        member = str(query.member) if query.member else None
+        matches = [
+            a for a in dataset.activities
+            if (member is None or any(m.person_id == member for g in a.group_ids for m in wire.groups[g].members))
+            and (query.teacher is None or str(query.teacher) in a.teacher_duty_ids)
+            and (query.organisation is None or wire.within(str(query.organisation), a.school_unit_id))
+            and (query.group is None or str(query.group) in a.group_ids)
+            and query.dates_match(a.start, None)
+            and query.times_match(ds.CREATED, dataset.modified_at(a.id))
+        ]
+        return _page(matches, query, offset, page_size_max,
+                     _each(lambda a: wire.activity(a, query.expandReferenceNames, query.expand).to_wire()))
+
+    @router.get("/deletedEntities")
+    def list_deleted(query: Annotated[DeletedEntitiesQuery, Query()]) -> dict[str, Any]:
+        query, offset = _resolve_query(query)
+        matches = [d for d in dataset.deleted if (query.after is None or d.at > query.after)
+                   and (not query.entities or d.entity in query.entities)]
+        return _page(matches, query, offset, page_size_max, _deleted_data)
 
     app = FastAPI(title="SS 12000 sandbox (skolflow)", version="2.1.0")
     app.add_exception_handler(ApiError, lambda _request, exc: _error_response(exc))  # type: ignore[arg-type]
