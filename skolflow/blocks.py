@@ -112,3 +112,17 @@ class UdirCredentials(_ServiceBlock):
     client_id: str
     client_secret: SecretStr
     scope: str = "pas_api"
+
+
+class DnpCredentials(_ServiceBlock):
+    """Skolverket's DNP: the provisioning API (a bearer JWT from Skolverket's authorisation server) and open data."""
+
+    _block_type_name = "skolflow DNP"
+    env_prefix: ClassVar[str] = "SKOLFLOW_DNP"
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "token": "TOKEN", "opendata_url": "OPENDATA_URL"}
+
+    base_url: str = Field(default="https://apigw-pre.skolverket.se/provtjanst/verifieringstest/provisioning/v1",
+                          description="Skolverket's verification environment")
+    token: SecretStr
+    opendata_url: str = Field(default="https://apigw-pre.skolverket.se/provtjanst/verifieringstest/open-data/v1",
+                              description="DNP's open data (test activities, school units)")

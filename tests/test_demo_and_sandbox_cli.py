@@ -34,6 +34,9 @@ def test_demo_reports_sent_rejected_and_lost(tmp_path: Path) -> None:
     assert udir["registration"]["rejected_by_udir"] > 0  # candidates registered at another school
     assert udir["registration"]["failed"] == udir["registration"]["unfinished"] == 0
     assert udir["results"]["results"] > 0 and udir["results"]["status_EA"] >= 1
+    dnp = result["dnp"]
+    assert [step["status"] for step in dnp.values()] == ["completed"] * 4
+    assert all(step["accepted"] > 0 and step["failed"] == 0 for step in dnp.values())
     output = console.export_text()
     assert "PameldtAnnenSkole" in output or "annen skole" in output
     assert not re.search(r"(?<!\d)\d{11}(?!\d)", output)  # only masked fødselsnummer

@@ -48,3 +48,24 @@ def test_watermark_moves_per_pipeline_and_scope(ledger: Ledger) -> None:
     ledger.set_watermark("p", "t", first, "r3")
     assert ledger.watermark("p", "s") == second
     assert ledger.watermark("p", "t") == first
+
+
+def test_calls_keep_both_bodies_in_order_per_step(ledger: Ledger) -> None:
+    from skolflow.ledger import ApiCall
+
+    run_id = ledger.start_run("dnp_provisioning", "h", parameters={}, dry_run=False)
+    for step, job in (("persons", "j1"), ("duties", "j2"), ("persons", "j3")):
+        ledger.record_call(ApiCall(run_id=run_id, pipeline="dnp_provisioning", step=step, method="POST",
+                                   path=f"/{step}/bulk", status_code=202, reference=job,
+                                   request_body='{"data":[]}', response_body=f'{{"jobId":"{job}"}}'))
+    assert [c.reference for c in ledger.calls(run_id)] == ["j1", "j2", "j3"]
+    assert [c.reference for c in ledger.calls(run_id, "persons")] == ["j1", "j3"]
+    assert ledger.calls(run_id, "persons")[0].request_body == '{"data":[]}'
+
+
+def test_held_lists_a_scope_and_forget_removes_records(ledger: Ledger) -> None:
+    ledger.accept("p", "s", "r1", {"a": ("h1", {}), "b": ("h2", {}), "c": ("h3", {})})
+    ledger.accept("p", "other", "r1", {"a": ("h9", {})})
+    ledger.forget("p", "s", ["b", "zz"])
+    assert sorted(ledger.held("p", "s")) == ["a", "c"]
+    assert sorted(ledger.held("p", "other")) == ["a"]

@@ -164,6 +164,22 @@ def run_skola24_to_haldor(
         raise typer.Exit(1)
 
 
+@run_app.command("dnp-provisioning")
+def run_dnp_provisioning(
+    huvudman: Annotated[str, typer.Option(help="the huvudman's organisationsnummer")],
+    school_unit: Annotated[list[str] | None, typer.Option(help="skolenhetskod; repeat (default: all)")] = None,
+    test_activity: Annotated[list[str] | None, typer.Option(help="e.g. 'MA åk 6'; repeat (default: all)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="map, check and diff; send nothing")] = False,
+    confirm_production: Annotated[bool, typer.Option(help="required in profile production")] = False,
+) -> None:
+    """Provision users, duties, groups and activities to Skolverket's test platform (DNP)."""
+    from skolflow.flows.dnp_provisioning import dnp_provisioning
+
+    _finish(asyncio.run(dnp_provisioning(
+        huvudman=huvudman, school_units=school_unit or None, test_activities=test_activity or None,
+        dry_run=dry_run, confirm_production=confirm_production, return_state=True)))
+
+
 UdirSchool = Annotated[str, typer.Option("--skole", help="the school's organisasjonsnummer")]
 UdirPeriod = Annotated[str, typer.Option("--periode", help="eksamensperiode, H-YYYY or V-YYYY")]
 UdirFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="candidates, CSV or JSON (README)")]
@@ -311,6 +327,62 @@ def history_beda(
                       str(s.get("accepted", "")), str(s.get("unchanged", "")), str(s.get("rejected", "")),
                       str(s.get("failed", "")))
     console.print(table)
+
+
+
+@history_app.command("dnp")
+def history_dnp(
+    limit: Annotated[int, typer.Option(help="runs to show")] = 10,
+    run: Annotated[str | None, typer.Option(help="one run: each step's records with DNP's messages")] = None,
+    step: Annotated[str | None, typer.Option(help="persons, duties, groups or activities")] = None,
+    calls: Annotated[bool, typer.Option(help="with --run: every call's request and response body")] = False,
+    width: Annotated[int, typer.Option(help="characters of each body to show (0: all)")] = 600,
+) -> None:
+    """DNP provisioning history: runs and their four steps, each record's status, every call (masked)."""
+    from skolflow.ledger import Ledger
+    from skolflow.settings import Settings
+    from skolflow.tasks.dnp_steps import PIPELINE, STEP_LABELS, STEPS
+
+    ledger = Ledger(Settings.from_env().database_url)
+
+    def cut(text: str | None) -> str:
+        shown = mask_text(text or "")
+        return shown if not width or len(shown) <= width else shown[:width] + " …"
+
+    if run and calls:
+        table = Table(title=f"DNP calls of run {run}")
+        for column in ("when", "step", "call", "status", "job", "request", "response"):
+            table.add_column(column, overflow="fold")
+        for c in ledger.calls(run, step):
+            table.add_row(f"{c.at:%H:%M:%S}", STEP_LABELS.get(c.step, c.step), f"{c.method} {c.path}",
+                          str(c.status_code or ""), c.reference[:8], cut(c.request_body), cut(c.response_body))
+        console.print(table)
+        return
+    if run:
+        table = Table(title=f"DNP run {run}: records")
+        for column in ("step", "record", "outcome", "DNP's messages / reasons"):
+            table.add_column(column, overflow="fold")
+        outcomes = [o for o in ledger.outcomes(PIPELINE, run_id=run, limit=100_000) if not step or o.unit == step]
+        for o in sorted(outcomes, key=lambda o: (STEPS.index(o.unit) if o.unit in STEPS else 9, o.id or 0)):
+            reasons = "; ".join(f"{e.get('kod')} {e.get('meddelande')}" for e in o.errors)
+            table.add_row(STEP_LABELS.get(o.unit, o.unit), mask_text(o.source_key) or o.record_key, o.outcome,
+                          mask_text(reasons))
+        console.print(table)
+        return
+    table = Table(title="DNP provisioning history (runs)")
+    for column in ("started", "run", "huvudman", "status", "dry run", *(STEP_LABELS[k] for k in STEPS)):
+        table.add_column(column)
+    for r in ledger.runs(PIPELINE, limit=limit):
+        steps = r.summary or {}
+        cells = []
+        for kind in STEPS:
+            s = steps.get(kind) or {}
+            cells.append(f"{s.get('status', '')} {s.get('accepted', 0)}/{s.get('sent', 0)}"
+                         f"{' ✗' + str(s.get('rejected', 0) + s.get('rejected_before_sending', 0)) if s else ''}"
+                         if s else "")
+        table.add_row(f"{r.started_at:%Y-%m-%d %H:%M}", r.id, r.scope, r.status, "yes" if r.dry_run else "", *cells)
+    console.print(table)
+    console.print("A step: status accepted/sent ✗rejected. --run ID for records, --run ID --calls for bodies.")
 
 
 if __name__ == "__main__":

@@ -82,9 +82,10 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
                       f"{sum(s['revisions'] for s in held.values())} changes: nothing was sent twice.")
         timetable = _skola24_to_haldor(console, sandboxes, demo_dir)
         udir = _udir(console, demo_dir)
+        dnp = _dnp(console, data)
         _where(console, settings, ledger_path)
         return {"first": first, "second": second, "beda_students": len(held), "skola24_to_haldor": timetable,
-                "udir": udir}
+                "udir": udir, "dnp": dnp}
     finally:
         sandboxes.stop()
         for key, value in previous.items():
@@ -156,6 +157,26 @@ def _udir(console: Console, demo_dir: Path) -> dict[str, Any]:
     return {"registration": registration, "results": results}
 
 
+def _dnp(console: Console, data: ds.Dataset) -> dict[str, Any]:
+    """Provision the sandbox huvudman to DNP's sandbox; per step what was sent, accepted and refused."""
+    from skolflow.flows.dnp_provisioning import dnp_provisioning
+    from skolflow.tasks.dnp_steps import PIPELINE, STEP_LABELS
+
+    console.rule("[bold]skolflow demo: DNP provisioning")
+    asyncio.run(dnp_provisioning(huvudman=data.huvudman_orgnr, return_state=True))
+    summary = Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"]).runs(PIPELINE, limit=1)[0].summary
+    table = Table(title=f"Huvudman {data.huvudman_orgnr}: users → duties → groups → activities")
+    for column in ("step", "status", "sent", "accepted", "rejected by DNP", "rejected before sending",
+                   "unchanged", "calls"):
+        table.add_column(column)
+    for kind, step in summary.items():
+        table.add_row(STEP_LABELS[kind], step["status"], str(step["sent"]), str(step["accepted"]),
+                      str(step["rejected"]), str(step["rejected_before_sending"]), str(step["unchanged"]),
+                      str(step["calls"]))
+    console.print(table)
+    return summary
+
+
 def _rejected(ledger: Ledger) -> list[dict[str, str]]:
     rows = []
     for record in ledger.outcomes("betyg_to_beda", limit=200):
@@ -175,7 +196,7 @@ def _where(console: Console, settings: Settings, ledger_path: Path) -> None:
     else:
         console.print("The runs ran on Prefect's embedded server; they are kept in Prefect's database "
                       "(~/.prefect/prefect.db). To browse them: [bold]uv run prefect server start[/] and open "
-                      "http://127.0.0.1:4200/runs (flows 'betyg-to-beda', 'skola24-to-haldor', 'udir-registration' "
-                      "and 'udir-results', with their table, progress and summary artifacts).")
+                      "http://127.0.0.1:4200/runs (flows 'betyg-to-beda', 'skola24-to-haldor', 'udir-registration', "
+                      "'udir-results' and 'dnp-provisioning', with their table, progress and summary artifacts).")
     console.print(f"History with masked personnummer: [bold]SKOLFLOW_DATABASE_URL=sqlite:///{ledger_path} "
-                  "uv run skolflow history beda[/]")
+                  "uv run skolflow history beda[/] (or [bold]history dnp[/])")

@@ -58,6 +58,24 @@ class RecordOutcome(SQLModel, table=True):
     recorded_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class ApiCall(SQLModel, table=True):
+    """One call to a target, with both bodies as sent and received (masked only when shown)."""
+
+    __tablename__ = "skolflow_api_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, foreign_key="skolflow_run.id")
+    pipeline: str = Field(index=True)
+    step: str = ""  # e.g. "persons" for DNP's users step
+    method: str
+    path: str
+    status_code: int | None = None
+    reference: str = ""  # the target's id for the call, e.g. DNP's jobId
+    request_body: str | None = Field(default=None, sa_column=Column(Text))
+    response_body: str | None = Field(default=None, sa_column=Column(Text))
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
 class SentState(SQLModel, table=True):
     """What the target holds per record, as last accepted: the base of the diff."""
 

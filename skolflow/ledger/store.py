@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, event, func
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from skolflow.ledger.models import Outcome, RecordOutcome, Run, SentState, Watermark, utcnow
+from skolflow.ledger.models import ApiCall, Outcome, RecordOutcome, Run, SentState, Watermark, utcnow
 
 
 def _session(engine: Engine) -> Session:
@@ -111,6 +111,19 @@ class Ledger:
                 result.update({row.record_key: row.content_hash for row in session.exec(query)})
         return result
 
+    # calls ----------------------------------------------------------------------------------------
+    def record_call(self, call: ApiCall) -> None:
+        with _session(self.engine) as session:
+            session.add(call)
+            session.commit()
+
+    def calls(self, run_id: str, step: str | None = None) -> list[ApiCall]:
+        query = select(ApiCall).where(ApiCall.run_id == run_id)
+        if step:
+            query = query.where(ApiCall.step == step)
+        with _session(self.engine) as session:
+            return list(session.exec(query.order_by(ApiCall.id)))
+
     # sent state -----------------------------------------------------------------------------------
     def sent_state(self, pipeline: str, scope: str, keys: Iterable[str]) -> dict[str, SentState]:
         result: dict[str, SentState] = {}
@@ -134,6 +147,21 @@ class Ledger:
                                                      content_hash=content_hash, run_id=run_id)
                 row.content_hash, row.content, row.run_id, row.accepted_at = content_hash, content, run_id, utcnow()
                 session.add(row)
+            session.commit()
+
+    def held(self, pipeline: str, scope: str) -> dict[str, SentState]:
+        """Everything the target holds from this scope, as last accepted: the base for deletions."""
+        with _session(self.engine) as session:
+            query = select(SentState).where(SentState.pipeline == pipeline, SentState.scope == scope)
+            return {row.record_key: row for row in session.exec(query)}
+
+    def forget(self, pipeline: str, scope: str, keys: Iterable[str]) -> None:
+        """The target no longer holds these (deleted): the next diff treats them as new."""
+        with _session(self.engine) as session:
+            for chunk in _chunks(list(keys), 500):
+                for row in session.exec(select(SentState).where(
+                        SentState.pipeline == pipeline, SentState.scope == scope, SentState.record_key.in_(chunk))):
+                    session.delete(row)
             session.commit()
 
     # watermarks -----------------------------------------------------------------------------------

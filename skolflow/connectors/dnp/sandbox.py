@@ -28,7 +28,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -130,6 +130,22 @@ def call_class(method: str, path: str) -> str:
     if method in ("POST", "PUT") and not path.endswith("/lookup"):
         return "write"
     return "read"
+
+
+class _Models(Mapping[str, Any]):
+    """The held records' models by id, without copying what the sandbox holds for every record judged."""
+
+    def __init__(self, stored: Mapping[str, Any]):
+        self._stored = stored
+
+    def __getitem__(self, key: str) -> Any:
+        return self._stored[key].model
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stored)
+
+    def __len__(self) -> int:
+        return len(self._stored)
 
 
 def known_school_units(dataset: Dataset) -> Collection[str]:
@@ -306,7 +322,7 @@ def create_app(
         return check(record)
 
     def check(record: Any) -> list[Violation]:
-        persons = {pid: stored.model for pid, stored in state.records["persons"].items()}
+        persons = _Models(state.records["persons"])
         if isinstance(record, Person):
             return rules.person_violations(record, school_units) + rules.eppn_violations(record, state.eppns)
         if isinstance(record, Duty):

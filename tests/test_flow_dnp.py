@@ -1,0 +1,243 @@
+"""DNP provisioning run by Prefect for real against the SS 12000, DNP and open-data sandboxes over HTTP.
+
+What DNP holds is read from the DNP sandbox itself and compared with the source mapped independently
+of the flow (the SS 12000 sandbox read through the client, mapped with the same rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES, OpenDataClient, activity_id
+from skolflow.connectors.ss12000 import SS12000Client
+from skolflow.flows.dnp_provisioning import dnp_provisioning
+from skolflow.ledger import Ledger, Outcome
+from skolflow.sandbox import dataset as ds
+from skolflow.sandbox import systems
+from skolflow.sandbox.faults import FaultConfig
+from skolflow.tasks.dnp_mapping import activity_record_id, map_to_dnp, select_test_activities
+from skolflow.tasks.dnp_steps import PIPELINE, STEPS
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def sandboxes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[systems.Sandboxes]:
+    running = systems.start(ds.generate(students=90, schools=6, seed=11),
+                            {name: FaultConfig() for name in systems.SYSTEMS})
+    for key, value in running.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SKOLFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "5")
+    yield running
+    running.stop()
+
+
+def ledger() -> Ledger:
+    return Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"])
+
+
+def held(sandboxes: systems.Sandboxes) -> dict[str, set[str]]:
+    records = httpx.get(f"{sandboxes.urls['dnp']}/_sandbox/state").json()["records"]
+    return {kind: set(records.get(kind, [])) for kind in STEPS}
+
+
+async def expected(sandboxes: systems.Sandboxes) -> dict[str, set[str]]:
+    """The DNP ids the source maps to now (rejected records excluded), read as the flow does not."""
+    urls = sandboxes.urls
+    async with SS12000Client(urls["ss12000"], systems.SS12000_TOKEN) as source:
+        persons = [p async for p in source.persons()]
+        duties = [d async for d in source.duties()]
+        groups = [g async for g in source.groups(group_type=["Klass", "Undervisning"])]
+        activities = [a async for a in source.activities(expand=["syllabus"])]
+        units = [o async for o in source.organisations(organisation_type="Skolenhet")]
+    async with OpenDataClient(urls["dnp-opendata"]) as opendata:
+        catalogue = await opendata.activities()
+    mapped = map_to_dnp(persons, duties, groups, activities, units,
+                        select_test_activities(catalogue, [a.displayName for a in catalogue]))
+    return {kind: {r.id for r in getattr(mapped, kind)} for kind in STEPS}
+
+
+def summary() -> dict[str, Any]:
+    return ledger().runs(PIPELINE, limit=1)[0].summary
+
+
+async def provision(sandboxes: systems.Sandboxes, **params: Any) -> Any:
+    return await dnp_provisioning(huvudman=sandboxes.dataset.huvudman_orgnr, return_state=True, **params)
+
+
+async def test_a_run_provisions_every_step_and_the_next_sends_nothing(sandboxes: systems.Sandboxes) -> None:
+    state = await provision(sandboxes)
+
+    assert state.is_completed(), state.message
+    want = await expected(sandboxes)
+    assert all(want.values())
+    assert held(sandboxes) == want
+    first = summary()
+    assert [first[k]["accepted"] for k in STEPS] == [len(want[k]) for k in STEPS]
+    assert httpx.get(f"{sandboxes.urls['dnp']}/_sandbox/state").json()["rate_limited"] == 0
+
+    again = await provision(sandboxes)
+
+    assert again.is_completed()
+    second = summary()
+    assert all(second[k]["sent"] == 0 and second[k]["calls"] == 0 for k in STEPS)
+    assert [second[k]["unchanged"] for k in STEPS] == [len(want[k]) for k in STEPS]
+
+
+async def test_a_changed_person_is_the_only_record_sent_again(sandboxes: systems.Sandboxes) -> None:
+    await provision(sandboxes)
+    student = next(p for p in sandboxes.dataset.students() if p.id in held(sandboxes)["persons"])
+    sandboxes.dataset.change_person(student.id, family_name="Ändradsson")
+
+    await provision(sandboxes)
+
+    assert [summary()[k]["sent"] for k in STEPS] == [1, 0, 0, 0]
+
+
+async def test_dry_run_plans_every_record_and_sends_nothing(sandboxes: systems.Sandboxes) -> None:
+    state = await provision(sandboxes, dry_run=True)
+
+    assert state.is_completed()
+    assert held(sandboxes) == {kind: set() for kind in STEPS}
+    want = await expected(sandboxes)
+    assert [summary()[k]["sent"] for k in STEPS] == [len(want[k]) for k in STEPS]
+    planned = [o for o in ledger().outcomes(PIPELINE, limit=5000) if o.outcome == Outcome.PLANNED]
+    assert len(planned) == sum(len(v) for v in want.values())
+
+
+async def test_a_failed_groups_step_is_resumed_there_without_resending_what_dnp_took(
+        sandboxes: systems.Sandboxes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKOLFLOW_HTTP_ATTEMPTS", "2")
+    dnp = sandboxes.urls["dnp"]
+    httpx.put(f"{dnp}/_sandbox/faults", json={"server_error": 1.0, "path_prefix": "/groups"})
+
+    failed = await provision(sandboxes)
+
+    assert failed.is_failed() and "Grupper" in failed.message
+    first = summary()
+    assert [first[k]["status"] for k in STEPS] == ["completed", "completed", "failed", "skipped"]
+    want = await expected(sandboxes)
+    assert held(sandboxes) == {"persons": want["persons"], "duties": want["duties"], "groups": set(),
+                               "activities": set()}
+
+    httpx.put(f"{dnp}/_sandbox/faults", json={})
+    resumed = await provision(sandboxes)
+
+    assert resumed.is_completed(), resumed.message
+    second = summary()
+    assert second["persons"]["calls"] == second["duties"]["calls"] == 0  # nothing DNP took is sent again
+    assert second["groups"]["accepted"] == len(want["groups"])
+    assert second["activities"]["accepted"] == len(want["activities"])
+    assert held(sandboxes) == want
+
+
+async def test_what_left_the_source_is_deleted_and_nothing_else(sandboxes: systems.Sandboxes) -> None:
+    await provision(sandboxes)
+    data = sandboxes.dataset
+    before = held(sandboxes)
+    student = next(p for p in data.students() if p.id in before["persons"])
+    activity = next(a for a in data.activities
+                    if any(activity_record_id(a.id, activity_id(name)) in before["activities"]
+                           for name, _, _ in DEFAULT_TEST_ACTIVITIES))
+    # Someone else's record in DNP (another supplier's, or made by hand): skolflow never touches it.
+    async with httpx.AsyncClient(base_url=sandboxes.urls["dnp"],
+                                 headers={"Authorization": f"Bearer {systems.DNP_TOKEN}"}) as raw:
+        foreign = next(iter(before["groups"]))
+        body = (await raw.post("/groups/lookup", json={"ids": [foreign]})).json()[0]
+        other = {**body, "id": "00000000-0000-4000-8000-0000000000aa", "displayName": "Annan leverantör"}
+        other.pop("provisioningStatus", None)
+        other.pop("meta", None)
+        job = (await raw.post("/groups/bulk", json={"data": [other]})).json()["jobId"]
+        while not (await raw.get(f"/groups/bulk/jobs/{job}/isCompleted")).json():
+            await asyncio.sleep(0.1)
+    data.remove_person(student.id)
+    data.remove_activity(activity.id)
+
+    state = await provision(sandboxes)
+
+    assert state.is_completed(), state.message
+    after = held(sandboxes)
+    assert student.id not in after["persons"]
+    assert other["id"] in after["groups"]
+    want = await expected(sandboxes)
+    assert after["persons"] == want["persons"] and after["activities"] == want["activities"]
+    deleted = {(o.unit, o.record_key) for o in ledger().outcomes(PIPELINE, limit=5000) if o.outcome == Outcome.DELETED}
+    assert ("persons", student.id) in deleted
+    assert {k for k, _ in deleted} <= {"persons", "duties", "groups", "activities"}
+    assert all(record_id not in after[kind] for kind, record_id in deleted)
+
+
+async def test_warning_is_accepted_with_its_message_and_temporary_error_is_sent_again(
+        sandboxes: systems.Sandboxes) -> None:
+    want = await expected(sandboxes)
+    warned, retried = sorted(want["persons"])[:2]
+    httpx.put(f"{sandboxes.urls['dnp']}/_sandbox/outcomes", json={warned: "Warning", retried: "TemporaryError"})
+
+    state = await provision(sandboxes)
+
+    assert state.is_completed(), state.message
+    assert held(sandboxes) == want
+    persons = summary()["persons"]
+    assert persons["warnings"] == 1 and persons["failed"] == 0
+    outcomes = {o.record_key: o for o in ledger().outcomes(PIPELINE, limit=5000) if o.unit == "persons"}
+    assert outcomes[warned].outcome == Outcome.ACCEPTED and outcomes[warned].errors[0]["allvarlighet"] == "Warning"
+    assert outcomes[retried].outcome == Outcome.ACCEPTED
+    calls = ledger().calls(ledger().runs(PIPELINE, limit=1)[0].id, "persons")
+    assert sum(1 for c in calls if c.method == "POST") == 2  # the TemporaryError record went once more
+
+
+async def test_under_injected_5xx_and_timeouts_dnp_ends_up_holding_exactly_the_source(
+        sandboxes: systems.Sandboxes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("SKOLFLOW_HTTP_ATTEMPTS", "8")
+    faults = {"server_error": 0.1, "timeout": 0.1, "timeout_hold_seconds": 1.5, "seed": 3}
+    for name in ("dnp", "ss12000"):
+        httpx.put(f"{sandboxes.urls[name]}/_sandbox/faults", json=faults)
+    data = sandboxes.dataset
+    first = await provision(sandboxes)
+    data.remove_person(next(p for p in data.students() if p.school_form == "GR").id)
+    second = await provision(sandboxes)
+
+    injected = httpx.get(f"{sandboxes.urls['dnp']}/_sandbox/faults").json()["injected"]
+    for name in ("dnp", "ss12000"):
+        httpx.put(f"{sandboxes.urls[name]}/_sandbox/faults", json={})
+    assert injected["server_error"] > 0 and injected["timeout"] > 0
+    assert first.is_completed() and second.is_completed(), (first.message, second.message)
+    assert held(sandboxes) == await expected(sandboxes)
+
+
+async def test_a_second_run_for_the_same_huvudman_waits_for_the_first(sandboxes: systems.Sandboxes) -> None:
+    await asyncio.gather(provision(sandboxes), provision(sandboxes))
+
+    first, second = sorted(ledger().runs(PIPELINE, limit=2), key=lambda r: r.started_at)
+    assert first.finished_at is not None and second.started_at >= first.finished_at
+
+
+def test_cli_runs_and_history_shows_steps_records_and_masked_bodies(sandboxes: systems.Sandboxes) -> None:
+    from typer.testing import CliRunner
+
+    from skolflow.flows.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", "dnp-provisioning", "--huvudman", sandboxes.dataset.huvudman_orgnr])
+    assert result.exit_code == 0, result.output
+    run_id = ledger().runs(PIPELINE, limit=1)[0].id
+    wide = {"COLUMNS": "400"}
+
+    runs = runner.invoke(app, ["history", "dnp"], env=wide).stdout
+    assert run_id in runs and "completed" in runs
+    records = runner.invoke(app, ["history", "dnp", "--run", run_id, "--step", "persons"], env=wide).stdout
+    assert "accepted" in records and "-****" in records
+    calls = runner.invoke(app, ["history", "dnp", "--run", run_id, "--calls", "--width", "0"], env=wide).stdout
+    assert "POST /persons/bulk" in calls and "isCompleted" in calls
+    civic_numbers = {p.civic_no for p in sandboxes.dataset.persons}
+    assert not any(number in records + calls for number in civic_numbers)
+    assert '"civicNo"' in calls  # the bodies are there, with the numbers masked
