@@ -66,6 +66,7 @@ def main() -> None:
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     rows = []
     with tempfile.TemporaryDirectory(prefix="skolflow-bench-dnp-") as tmp, \
             sandbox_process(args.students, SEED) as sandboxes:

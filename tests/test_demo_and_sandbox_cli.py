@@ -60,10 +60,12 @@ def test_sandbox_command_serves_every_system_until_stopped(tmp_path: Path) -> No
             if line:
                 lines.append(line)
         text = "".join(lines)
-        systems_pattern = r"^\s+(platform|ss12000|beda|skola24|haldor|udir|dnp|dnp-opendata)\s+(http://127\.0\.0\.1:\d+)"
+        systems_pattern = (r"^\s+(platform|ss12000|beda|skola24|haldor|udir|dnp|dnp-opendata|webhook)\s+"
+                           r"(http://127\.0\.0\.1:\d+)")
         urls = dict(re.findall(systems_pattern, text, re.M))
         assert set(urls) == {"platform", "ss12000", "beda", "skola24", "haldor", "udir", "dnp",
-                             "dnp-opendata"}, text
+                             "dnp-opendata", "webhook"}, text
+        assert f"export SKOLFLOW_WEBHOOK_URL={urls['webhook']}/notices" in text
         assert "[[school]]" in text and 'match = "email"' in text
         assert "export SKOLFLOW_BEDA_CLIENT_ID=" in text
         faults = httpx.get(f"{urls['beda']}/_sandbox/faults").json()["config"]

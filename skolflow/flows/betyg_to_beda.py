@@ -20,7 +20,6 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
-from prefect.utilities.annotations import quote
 
 from skolflow.blocks import BedaCredentials, BetygApiCredentials, SS12000Credentials
 from skolflow.connectors.beda.client import BedaClient
@@ -32,14 +31,16 @@ from skolflow.connectors.ss12000.client import SS12000Client
 from skolflow.guard import check_target
 from skolflow.identity import mask_text, validate_swedish_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
-from skolflow.tasks.batching import batched
+from skolflow.tasks.batching import Whole, batched
 from skolflow.tasks.beda_report import Prepared, PreparedBatch, Rejection, Selection, StudentInput, What, prepare_batch
 from skolflow.tasks.betyg_documents import checked_students, read_documents, student_ids
 from skolflow.tasks.diff import content_hash
 from skolflow.tasks.grades import platform_id
 from skolflow.tasks.identities import ResolvedUnit, read_units, resolve_persons, same_orgnr
+from skolflow.tasks.queue import one_at_a_time
 
 PIPELINE = "betyg_to_beda"
 DEFAULT_WINDOW = dt.timedelta(days=14)
@@ -163,10 +164,11 @@ async def _reconcile_unsettled(beda: BedaClient, ledger: Ledger, scope: str, run
 
 
 @task(name="report-batch-to-beda", cache_policy=NO_CACHE, persist_result=False)
-async def report_batch(students: list[StudentInput], systems: Systems, units: dict[str, ResolvedUnit],
+async def report_batch(batch: Whole[list[StudentInput]], systems: Systems, school_units: Whole[dict[str, ResolvedUnit]],
                        party: str, selection: Selection, what: What, run_id: str, database_url: str,
                        dry_run: bool) -> BatchReport:
     """Resolve, check, diff and send one batch; record every student's outcome in the ledger."""
+    students, units = batch.value, school_units.value
     logger = get_run_logger()
     ledger = Ledger.shared(database_url)
     try:
@@ -284,7 +286,8 @@ def _summary_markdown(totals: BatchReport, start: dt.datetime, end: dt.datetime,
     return "\n".join(lines)
 
 
-@flow(name="betyg-to-beda", flow_run_name=_run_name, persist_result=False, log_prints=False)
+@flow(name="betyg-to-beda", flow_run_name=_run_name, persist_result=False, log_prints=False,
+      on_failure=[notify_failure], on_crashed=[notify_failure])
 async def betyg_to_beda(
     anslutningspart: str,
     school_units: list[str] | None = None,
@@ -319,28 +322,31 @@ async def betyg_to_beda(
     if not dry_run:
         check_target("beda", systems.beda.base_url, settings.profile, confirm_production)
 
-    ledger = Ledger.shared(settings.database_url)
-    end = end or platform_now()
-    watermark = ledger.watermark(PIPELINE, party)
-    start = start or (watermark.astimezone(PLATFORM_TIMEZONE).replace(tzinfo=None) if watermark
-                      else end - DEFAULT_WINDOW)
-    selection = Selection(frozenset(school_units or ()), student)
-    run_id = ledger.start_run(PIPELINE, party, dry_run=dry_run, flow_run_id=str(flow_run.id or ""),
-                              parameters={"what": what.value, "school_units": sorted(selection.school_units),
-                                          "student": student, "start": start.isoformat(), "end": end.isoformat()})
-    logger.info("Betyg → Beda for %s, window %s – %s, %s%s", party, start, end, what.value,
-                " (dry run: nothing is sent)" if dry_run else "")
+    # Never two Beda runs for one anslutningspart at once: the second waits (the watermark and the
+    # unsettled-send check assume one run at a time).
+    async with one_at_a_time(PIPELINE, party):
+        ledger = Ledger.shared(settings.database_url)
+        end = end or platform_now()
+        watermark = ledger.watermark(PIPELINE, party)
+        start = start or (watermark.astimezone(PLATFORM_TIMEZONE).replace(tzinfo=None) if watermark
+                          else end - DEFAULT_WINDOW)
+        selection = Selection(frozenset(school_units or ()), student)
+        run_id = ledger.start_run(PIPELINE, party, dry_run=dry_run, flow_run_id=str(flow_run.id or ""),
+                                  parameters={"what": what.value, "school_units": sorted(selection.school_units),
+                                              "student": student, "start": start.isoformat(), "end": end.isoformat()})
+        logger.info("Betyg → Beda for %s, window %s – %s, %s%s", party, start, end, what.value,
+                    " (dry run: nothing is sent)" if dry_run else "")
 
-    workdir = settings.data_dir / "work" / run_id
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return await _report(systems, ledger, settings, run_id, party, selection, what, start, end, dry_run,
-                             workdir, batch_size, concurrency)
-    except BaseException as exc:
-        ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
-        raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        workdir = settings.data_dir / "work" / run_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            return await _report(systems, ledger, settings, run_id, party, selection, what, start, end, dry_run,
+                                 workdir, batch_size, concurrency)
+        except BaseException as exc:
+            ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: str, party: str,
@@ -362,9 +368,11 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
 
     async def one(batch: list[StudentInput]) -> BatchReport:
         nonlocal done
-        # quote(): Prefect need not walk every grade of the batch looking for futures to resolve.
-        result = await report_batch(quote(batch), systems, quote(units), party, selection, what, run_id,
-                                    settings.database_url, dry_run)
+        # Submitted to the flow's task runner: threads by default, Dask when the flow is run with a
+        # DaskTaskRunner (README § Scale-out).
+        future = report_batch.submit(Whole(batch), systems, Whole(units), party, selection, what, run_id,
+                                     settings.database_url, dry_run)
+        result = await asyncio.to_thread(future.result)
         done += len(batch)
         await progress.update(done, total)
         return result
@@ -410,7 +418,7 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
         state = Completed(message=f"{delivered} students ok ({totals.accepted} accepted, {totals.unchanged} "
                                   f"unchanged, {totals.planned} planned), {totals.rejected} rejected", data=summary)
     ledger.finish_run(run_id, status, summary)
-    logger.info("%s", state.message)
+    (logger.error if state.is_failed() else logger.info)("%s", state.message)
     for row in totals.rejected_rows[:20]:
         logger.warning("rejected %s: %s %s %s", row["elev"], row["kod"], row["fält"], row["meddelande"])
     return state

@@ -97,6 +97,42 @@ def sandbox(
     running.stop()
 
 
+DeploymentsFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                                  help="deployments of an environment (deployments/*.toml)")]
+
+
+@app.command()
+def deploy(
+    file: DeploymentsFile = Path("deployments/sandbox.toml"),
+    pool: Annotated[str | None, typer.Option(help="process work pool (default: the file's work_pool)")] = None,
+) -> None:
+    """Register the file's deployments with the Prefect server (PREFECT_API_URL) for a process worker."""
+    from skolflow.deployments import DeploymentConfigError, deploy, load
+
+    try:
+        environment = load(file)
+        names = asyncio.run(deploy(environment, pool))
+    except DeploymentConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    for name in names:
+        console.print(f"deployed {name}")
+    console.print(f"Start a worker: [bold]uv run prefect worker start --pool {pool or environment.work_pool}[/]")
+
+
+@app.command()
+def serve(file: DeploymentsFile = Path("deployments/sandbox.toml")) -> None:
+    """Run the file's deployments on their schedules in this one long-lived process (small installations)."""
+    from prefect import serve as prefect_serve
+
+    from skolflow.deployments import DeploymentConfigError, build, load
+
+    try:
+        deployments = build(load(file))
+    except DeploymentConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    prefect_serve(*deployments)
+
+
 def _parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 

@@ -23,6 +23,7 @@ from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES
 from skolflow.guard import check_target
 from skolflow.identity import mask, mask_text, validate_swedish_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
 from skolflow.tasks.dnp_mapping import Mapped, activity_record_id, map_to_dnp, select_test_activities, staff_record_id
@@ -124,7 +125,8 @@ def _label(kind: str, content: dict[str, Any]) -> str:
     return str(content.get("displayName") or content.get("dutyRole") or "")
 
 
-@flow(name="dnp-provisioning", flow_run_name=_run_name, persist_result=False, log_prints=False)
+@flow(name="dnp-provisioning", flow_run_name=_run_name, persist_result=False, log_prints=False,
+      on_failure=[notify_failure], on_crashed=[notify_failure])
 async def dnp_provisioning(
     huvudman: str,
     school_units: list[str] | None = None,
@@ -161,7 +163,7 @@ async def dnp_provisioning(
             ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
             raise
         ledger.finish_run(run_id, "failed" if state.is_failed() else "completed", summary)
-    logger.info("%s", state.message)
+    (logger.error if state.is_failed() else logger.info)("%s", state.message)
     return state
 
 

@@ -26,6 +26,7 @@ from skolflow.connectors.skola24.models import Organisation
 from skolflow.guard import check_target
 from skolflow.identity import mask_text
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
 from skolflow.tasks.schools import SchoolConfig, load_schools, schools_file
@@ -135,7 +136,8 @@ async def _guarded(school: SchoolConfig, work: Any) -> SchoolReport:
                             message=f"{exc.system} answered {exc.status_code or 'nothing'}: {answer}")
 
 
-@flow(name="skola24-to-haldor", flow_run_name=_run_name, persist_result=False)
+@flow(name="skola24-to-haldor", flow_run_name=_run_name, persist_result=False,
+      on_failure=[notify_failure], on_crashed=[notify_failure])
 async def skola24_to_haldor(
     schools: list[str] | None = None,
     start: dt.date | None = None,

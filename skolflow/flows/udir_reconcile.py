@@ -22,6 +22,7 @@ from skolflow.flows.udir_registration import checked_candidates, school_of, summ
 from skolflow.guard import check_target
 from skolflow.identity import mask, mask_text
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
 from skolflow.tasks.udir import Poll, Udir, delete_registrations, held_keys, outcome, register_rows, registered
@@ -44,7 +45,8 @@ def intended(checked: Checked) -> set[tuple[str, str]]:
     return keys
 
 
-@flow(name="udir-reconcile", flow_run_name=_run_name, persist_result=False, log_prints=False)
+@flow(name="udir-reconcile", flow_run_name=_run_name, persist_result=False, log_prints=False,
+      on_failure=[notify_failure], on_crashed=[notify_failure])
 async def udir_reconcile(
     candidates_file: str,
     orgnr: str,
@@ -76,7 +78,7 @@ async def udir_reconcile(
         ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
         raise
     ledger.finish_run(run_id, "failed" if state.is_failed() else "completed", summary)
-    logger.info("%s", state.message)
+    (logger.error if state.is_failed() else logger.info)("%s", state.message)
     return state
 
 

@@ -19,6 +19,7 @@ from skolflow.blocks import UdirCredentials
 from skolflow.guard import check_target
 from skolflow.identity import mask_text, validate_norwegian_orgnr
 from skolflow.ledger import Ledger, Outcome
+from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
 from skolflow.tasks.udir import (
@@ -71,7 +72,8 @@ def summary_markdown(title: str, counts: dict[str, int], notes: list[str]) -> st
     return "\n".join([*lines, "", *notes])
 
 
-@flow(name="udir-registration", flow_run_name=_run_name, persist_result=False, log_prints=False)
+@flow(name="udir-registration", flow_run_name=_run_name, persist_result=False, log_prints=False,
+      on_failure=[notify_failure], on_crashed=[notify_failure])
 async def udir_registration(
     candidates_file: str,
     orgnr: str,
@@ -107,7 +109,7 @@ async def udir_registration(
         ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
         raise
     ledger.finish_run(run_id, "failed" if state.is_failed() else "completed", summary)
-    logger.info("%s", state.message)
+    (logger.error if state.is_failed() else logger.info)("%s", state.message)
     return state
 
 

@@ -19,6 +19,7 @@ from skolflow.connectors.udir.models import Fagperson, Karakteroversikt
 from skolflow.guard import check_target
 from skolflow.identity import mask_text, validate_norwegian_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
 from skolflow.tasks.udir import Udir
@@ -57,7 +58,8 @@ def _records(run_id: str, scope: str, overview: Karakteroversikt, people: list[F
     return records
 
 
-@flow(name="udir-results", flow_run_name=_run_name, persist_result=False, log_prints=False)
+@flow(name="udir-results", flow_run_name=_run_name, persist_result=False, log_prints=False,
+      on_failure=[notify_failure], on_crashed=[notify_failure])
 async def udir_results(
     orgnr: str,
     periodekode: str,

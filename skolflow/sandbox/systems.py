@@ -19,6 +19,7 @@ from skolflow.connectors.haldor import sandbox as haldor_sandbox
 from skolflow.connectors.skola24 import sandbox as skola24_sandbox
 from skolflow.connectors.ss12000 import sandbox as ss12000_sandbox
 from skolflow.connectors.udir import sandbox as udir_sandbox
+from skolflow.sandbox import webhook
 from skolflow.sandbox.dataset import Dataset
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
@@ -39,7 +40,7 @@ UDIR_CLIENT_ID, UDIR_CLIENT_SECRET = next(iter(udir_sandbox.DEFAULT_CLIENTS.item
 
 DNP_TOKEN = "sandbox-dnp-token"
 
-SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor", "udir", "dnp", "dnp-opendata")
+SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor", "udir", "dnp", "dnp-opendata", "webhook")
 
 
 def platform_app(dataset: Dataset) -> FastAPI:
@@ -71,6 +72,7 @@ def apps(dataset: Dataset, timetable: Timetable) -> dict[str, FastAPI]:
         "udir": udir_sandbox.create_app(),
         "dnp": dnp_sandbox.create_app(dataset, token=DNP_TOKEN),
         "dnp-opendata": dnp_opendata_sandbox.create_app(dataset),
+        "webhook": webhook.create_app(),
     }
 
 
@@ -116,6 +118,7 @@ class Sandboxes:
             "SKOLFLOW_DNP_URL": urls["dnp"],
             "SKOLFLOW_DNP_TOKEN": DNP_TOKEN,
             "SKOLFLOW_DNP_OPENDATA_URL": urls["dnp-opendata"],
+            "SKOLFLOW_WEBHOOK_URL": urls["webhook"] + webhook.NOTICES_PATH,
         }
 
     def stop(self) -> None:

@@ -1,0 +1,199 @@
+"""A real Prefect server on PostgreSQL, and skolflow run against it the way an admin would (once for the e2e tests).
+
+The server is ``prefect server start`` in a subprocess with its own database (``skolflow_prefect_<random>``,
+dropped afterwards) on the PostgreSQL of ``SKOLFLOW_TEST_DATABASE_URL``. Against it run, as subprocesses:
+``skolflow demo``, then the production set-up's commands (``skolflow run …``) with the ledger in a database of
+its own on the same PostgreSQL and the sandboxes standing in for the remote systems. Without the variable the
+tests skip; with ``SKOLFLOW_E2E_REQUIRED`` set (CI) they fail instead, so CI cannot pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+import pytest
+
+from skolflow.sandbox import dataset as ds
+from skolflow.sandbox import systems, udir_data
+from skolflow.sandbox.runner import free_port
+from skolflow.tasks.schools import dump_schools
+
+PG_URL_ENV = "SKOLFLOW_TEST_DATABASE_URL"
+REQUIRED_ENV = "SKOLFLOW_E2E_REQUIRED"
+DEMO_STUDENTS = 60
+SERVER_START_TIMEOUT = 180  # seconds; the first start migrates an empty database (about 15 s here)
+COMMAND_TIMEOUT = 600
+
+
+def unavailable(reason: str) -> NoReturn:
+    if os.environ.get(REQUIRED_ENV):
+        pytest.fail(f"{reason} (and {REQUIRED_ENV} is set)")
+    pytest.skip(reason)
+
+
+def database_url(base: str, name: str) -> str:
+    """``base`` pointed at database ``name``; a query string (e.g. a search_path) belongs to ``base`` only."""
+    parts = urlsplit(base.replace("postgresql+psycopg://", "postgresql://"))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+
+
+@pytest.fixture(scope="package")
+def postgres_base_url() -> str:
+    base = os.environ.get(PG_URL_ENV)
+    if not base:
+        unavailable(f"{PG_URL_ENV} not set: no PostgreSQL for the Prefect server")
+    return base
+
+
+@contextmanager
+def fresh_database(base: str, prefix: str) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = database_url(base, urlsplit(base).path.lstrip("/") or "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(base, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without Prefect's or skolflow's settings, so a subprocess sees only ours."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SKOLFLOW_"))}
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    url: str  # the UI; the API is under /api
+    database_url: str  # postgresql:// for psycopg (the server itself uses asyncpg)
+    home: Path
+    log: Path
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"prefect server start exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the Prefect server did not answer /api/health in {SERVER_START_TIMEOUT} s:\n"
+                       f"{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="package")
+def prefect_server(postgres_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    with fresh_database(postgres_base_url, "skolflow_prefect") as database:
+        home = tmp_path_factory.mktemp("prefect-server")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**clean_environment(),
+               "PREFECT_HOME": str(home),
+               "PREFECT_API_DATABASE_CONNECTION_URL": database.replace("postgresql://", "postgresql+asyncpg://", 1),
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               # The UI asks the API at this address; without it, it asks the default port 4200.
+               "PREFECT_UI_API_URL": f"{url}/api"}
+        log = home / "server.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            _wait_until_healthy(url, process, log)
+            yield PrefectServer(url=url, database_url=database, home=home, log=log)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)  # its own session: the server and whatever it started
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class RunsOnServer:
+    server: PrefectServer
+    client_home: Path  # PREFECT_HOME of the skolflow processes
+    results_dir: Path  # PREFECT_LOCAL_STORAGE_PATH: where Prefect would persist results
+    ledger_url: str
+    orgnr: str
+    student_id: str  # the one student run on its own (its SS 12000 / platform id)
+    outputs: dict[str, str]  # command → what it printed
+    identity_numbers: frozenset[str]  # every full personnummer / fødselsnummer the data sets hold
+
+
+def identity_numbers(dataset: ds.Dataset) -> frozenset[str]:
+    """What the privacy check looks for: the demo's Swedish persons and Udir's Norwegian candidates and sensors."""
+    norwegian = udir_data.generate()
+    return frozenset({p.civic_no for p in dataset.persons} | {c.fodselsnr for c in norwegian.candidates}
+                     | {a.fodselsnr for a in norwegian.appointments} | {r.fodselsnr for r in norwegian.results})
+
+
+def run_skolflow(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "skolflow.flows.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=COMMAND_TIMEOUT)
+    assert done.returncode == 0, f"skolflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="package")
+def runs_on_server(prefect_server: PrefectServer, postgres_base_url: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunsOnServer]:
+    """The demo, then a nightly-style Betyg → Beda and Skola24 → Haldor with the ledger on PostgreSQL."""
+    client_home = tmp_path_factory.mktemp("prefect-client")
+    results_dir = tmp_path_factory.mktemp("prefect-results")
+    work = tmp_path_factory.mktemp("skolflow-e2e")
+    env = {**clean_environment(),
+           "PREFECT_API_URL": prefect_server.api_url,
+           "PREFECT_HOME": str(client_home),
+           "PREFECT_LOCAL_STORAGE_PATH": str(results_dir),
+           # As if an admin turned persistence on for every flow: skolflow's own choice (persist nothing) must hold.
+           "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "SKOLFLOW_DATA_DIR": str(work / "data"),
+           "COLUMNS": "200"}
+    outputs = {"skolflow demo": run_skolflow(["demo", "--students", str(DEMO_STUDENTS)], env)}
+
+    dataset = ds.generate(students=DEMO_STUDENTS, mistakes=max(2, DEMO_STUDENTS // 100))
+    student = next(p for p in dataset.students() if dataset.records.get(p.id) and dataset.records[p.id].grades)
+    with fresh_database(postgres_base_url, "skolflow_ledger") as ledger:
+        sandboxes = systems.start(dataset)
+        try:
+            schools = work / "skola24-haldor.toml"
+            schools.write_text(dump_schools(systems.school_configs(dataset, sandboxes.timetable)), encoding="utf-8")
+            production_like = {**env, **sandboxes.environment(), "SKOLFLOW_PROFILE": "sandbox",
+                               "SKOLFLOW_DATABASE_URL": ledger, "SKOLFLOW_SKOLA24_SCHOOLS": str(schools)}
+            for args in (["run", "betyg-to-beda", "--anslutningspart", dataset.huvudman_orgnr],
+                         ["run", "betyg-to-beda", "--anslutningspart", dataset.huvudman_orgnr,
+                          "--personnummer", student.civic_no, "--dry-run"],
+                         ["run", "skola24-to-haldor"]):
+                outputs[f"skolflow {' '.join(args)}"] = run_skolflow(args, production_like)
+        finally:
+            # Stopped now, not at the session's end: idle servers in this process would live through every
+            # other test (and their event loops through any test that patches asyncio).
+            sandboxes.stop()
+        yield RunsOnServer(server=prefect_server, client_home=client_home, results_dir=results_dir,
+                           ledger_url=ledger, orgnr=dataset.huvudman_orgnr, student_id=student.id, outputs=outputs,
+                           identity_numbers=identity_numbers(dataset))
