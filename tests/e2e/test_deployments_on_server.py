@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -27,6 +28,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 POOL = "skolflow-e2e"
 RUN_TIMEOUT = 240.0
+DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments" / "sandbox.toml"
 
 
 def api(server: PrefectServer, method: str, path: str, **body: object) -> object:
@@ -35,19 +37,35 @@ def api(server: PrefectServer, method: str, path: str, **body: object) -> object
     return answer.json()
 
 
+def run_to_the_end(server: PrefectServer, deployment_id: str) -> dict[str, Any]:
+    """Start a run of the deployment now and wait until it has ended; the run as the server has it."""
+    run = api(server, "POST", f"/deployments/{deployment_id}/create_flow_run",
+              state={"type": "SCHEDULED", "name": "Scheduled"})
+    assert isinstance(run, dict)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        current = api(server, "GET", f"/flow_runs/{run['id']}")
+        assert isinstance(current, dict)
+        if current["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") or time.monotonic() > deadline:
+            return current
+        time.sleep(1)
+
+
+def environment(server: PrefectServer, sandboxes: systems.Sandboxes, tmp_path: Path) -> dict[str, str]:
+    return {**clean_environment(), **sandboxes.environment(), "PREFECT_API_URL": server.api_url,
+            "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_RUNNER_POLL_FREQUENCY": "2", "SKOLFLOW_PROFILE": "sandbox",
+            "SKOLFLOW_DATA_DIR": str(tmp_path / "data"), "SKOLFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+
+
 def test_deploy_then_a_process_worker_runs_the_nightly_deployment(prefect_server: PrefectServer,
                                                                   tmp_path: Path) -> None:
     dataset = ds.generate(students=40, mistakes=1)
     sandboxes = systems.start(dataset)
     worker: subprocess.Popen[bytes] | None = None
     try:
-        env = {**clean_environment(), **sandboxes.environment(), "PREFECT_API_URL": prefect_server.api_url,
-               "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_WORKER_QUERY_SECONDS": "2", "SKOLFLOW_PROFILE": "sandbox",
-               "SKOLFLOW_DATA_DIR": str(tmp_path / "data"),
-               "SKOLFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
-        deployments = Path(__file__).resolve().parents[2] / "deployments" / "sandbox.toml"
-        printed = run_skolflow(["deploy", str(deployments), "--pool", POOL], env)
+        env = environment(prefect_server, sandboxes, tmp_path)
+        printed = run_skolflow(["deploy", str(DEPLOYMENTS), "--pool", POOL], env)
         assert "deployed betyg-to-beda/nightly" in printed
 
         nightly = api(prefect_server, "GET", "/deployments/name/betyg-to-beda/nightly")
@@ -63,19 +81,8 @@ def test_deploy_then_a_process_worker_runs_the_nightly_deployment(prefect_server
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL],
                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        run = api(prefect_server, "POST", f"/deployments/{nightly['id']}/create_flow_run",
-                  state={"type": "SCHEDULED", "name": "Scheduled"})
-        assert isinstance(run, dict)
-        deadline = time.monotonic() + RUN_TIMEOUT
-        state = ""
-        while time.monotonic() < deadline:
-            current = api(prefect_server, "GET", f"/flow_runs/{run['id']}")
-            assert isinstance(current, dict)
-            state = current["state_type"]
-            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                break
-            time.sleep(1)
-        assert state == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+        current = run_to_the_end(prefect_server, nightly["id"])
+        assert current["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
         assert current["name"].startswith(f"betyg-to-beda · {dataset.huvudman_orgnr}")
         held = httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
         assert held, "the worker's run delivered nothing to Beda"
@@ -83,4 +90,30 @@ def test_deploy_then_a_process_worker_runs_the_nightly_deployment(prefect_server
         if worker is not None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
+        sandboxes.stop()
+
+
+def test_serve_runs_the_deployments_in_one_process(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    dataset = ds.generate(students=30, mistakes=1)
+    sandboxes = systems.start(dataset)
+    served: subprocess.Popen[bytes] | None = None
+    try:
+        log = (tmp_path / "serve.log").open("wb")
+        served = subprocess.Popen([sys.executable, "-m", "skolflow.flows.cli", "serve", str(DEPLOYMENTS)],
+                                  env=environment(prefect_server, sandboxes, tmp_path), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while "being served" not in (tmp_path / "serve.log").read_text() and time.monotonic() < deadline:
+            time.sleep(1)
+        deployment = api(prefect_server, "GET", "/deployments/name/betyg-to-beda/nightly")
+        assert isinstance(deployment, dict), (tmp_path / "serve.log").read_text()[-3000:]
+
+        current = run_to_the_end(prefect_server, deployment["id"])
+
+        assert current["state_type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
+        assert httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
+    finally:
+        if served is not None:
+            os.killpg(served.pid, signal.SIGTERM)
+            served.wait(timeout=30)
         sandboxes.stop()
