@@ -103,10 +103,10 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -
                        f"{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="package")
-def prefect_server(postgres_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+@contextmanager
+def running_server(postgres_base_url: str, home: Path) -> Iterator[PrefectServer]:
+    """`prefect server start` on a fresh PostgreSQL database, stopped and dropped on leaving."""
     with fresh_database(postgres_base_url, "skolflow_prefect") as database:
-        home = tmp_path_factory.mktemp("prefect-server")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**clean_environment(),
@@ -130,6 +130,12 @@ def prefect_server(postgres_base_url: str, tmp_path_factory: pytest.TempPathFact
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def prefect_server(postgres_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    with running_server(postgres_base_url, tmp_path_factory.mktemp("prefect-server")) as server:
+        yield server
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,13 +23,20 @@ import pytest
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 
-from .conftest import PrefectServer, clean_environment, run_skolflow
+from .conftest import PrefectServer, clean_environment, run_skolflow, running_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 POOL = "skolflow-e2e"
 RUN_TIMEOUT = 240.0
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments" / "sandbox.toml"
+
+
+@pytest.fixture(scope="module")
+def deploy_server(postgres_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A server of these tests' own: their deployments plan scheduled runs the other e2e tests must not see."""
+    with running_server(postgres_base_url, tmp_path_factory.mktemp("prefect-deploy-server")) as server:
+        yield server
 
 
 def api(server: PrefectServer, method: str, path: str, **body: object) -> object:
@@ -58,22 +66,22 @@ def environment(server: PrefectServer, sandboxes: systems.Sandboxes, tmp_path: P
             "SKOLFLOW_DATA_DIR": str(tmp_path / "data"), "SKOLFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
 
 
-def test_deploy_then_a_process_worker_runs_the_nightly_deployment(prefect_server: PrefectServer,
+def test_deploy_then_a_process_worker_runs_the_nightly_deployment(deploy_server: PrefectServer,
                                                                   tmp_path: Path) -> None:
     dataset = ds.generate(students=40, mistakes=1)
     sandboxes = systems.start(dataset)
     worker: subprocess.Popen[bytes] | None = None
     try:
-        env = environment(prefect_server, sandboxes, tmp_path)
+        env = environment(deploy_server, sandboxes, tmp_path)
         printed = run_skolflow(["deploy", str(DEPLOYMENTS), "--pool", POOL], env)
         assert "deployed betyg-to-beda/nightly" in printed
 
-        nightly = api(prefect_server, "GET", "/deployments/name/betyg-to-beda/nightly")
+        nightly = api(deploy_server, "GET", "/deployments/name/betyg-to-beda/nightly")
         assert isinstance(nightly, dict)
         planned_runs = {"deployment_id": {"any_": [nightly["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}
         # What the server's scheduler service does on its loop, asked for now rather than waited for.
-        api(prefect_server, "POST", f"/deployments/{nightly['id']}/schedule")
-        scheduled = api(prefect_server, "POST", "/flow_runs/filter", limit=10, flow_runs=planned_runs)
+        api(deploy_server, "POST", f"/deployments/{nightly['id']}/schedule")
+        scheduled = api(deploy_server, "POST", "/flow_runs/filter", limit=10, flow_runs=planned_runs)
         assert isinstance(scheduled, list) and scheduled, "the server planned no run of the nightly deployment"
         planned = dt.datetime.fromisoformat(scheduled[0]["next_scheduled_start_time"])
         assert planned.astimezone(ZoneInfo("Europe/Stockholm")).strftime("%H:%M") == "02:00"
@@ -81,7 +89,7 @@ def test_deploy_then_a_process_worker_runs_the_nightly_deployment(prefect_server
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL],
                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        current = run_to_the_end(prefect_server, nightly["id"])
+        current = run_to_the_end(deploy_server, nightly["id"])
         assert current["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
         assert current["name"].startswith(f"betyg-to-beda · {dataset.huvudman_orgnr}")
         held = httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
@@ -93,22 +101,22 @@ def test_deploy_then_a_process_worker_runs_the_nightly_deployment(prefect_server
         sandboxes.stop()
 
 
-def test_serve_runs_the_deployments_in_one_process(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_serve_runs_the_deployments_in_one_process(deploy_server: PrefectServer, tmp_path: Path) -> None:
     dataset = ds.generate(students=30, mistakes=1)
     sandboxes = systems.start(dataset)
     served: subprocess.Popen[bytes] | None = None
     try:
         log = (tmp_path / "serve.log").open("wb")
         served = subprocess.Popen([sys.executable, "-m", "skolflow.flows.cli", "serve", str(DEPLOYMENTS)],
-                                  env=environment(prefect_server, sandboxes, tmp_path), stdout=log,
+                                  env=environment(deploy_server, sandboxes, tmp_path), stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while "being served" not in (tmp_path / "serve.log").read_text() and time.monotonic() < deadline:
             time.sleep(1)
-        deployment = api(prefect_server, "GET", "/deployments/name/betyg-to-beda/nightly")
+        deployment = api(deploy_server, "GET", "/deployments/name/betyg-to-beda/nightly")
         assert isinstance(deployment, dict), (tmp_path / "serve.log").read_text()[-3000:]
 
-        current = run_to_the_end(prefect_server, deployment["id"])
+        current = run_to_the_end(deploy_server, deployment["id"])
 
         assert current["state_type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
         assert httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
