@@ -410,12 +410,8 @@ def history_dnp(
         table.add_column(column)
     for r in ledger.runs(PIPELINE, limit=limit):
         steps = r.summary or {}
-        cells = []
-        for kind in STEPS:
-            s = steps.get(kind) or {}
-            cells.append(f"{s.get('status', '')} {s.get('accepted', 0)}/{s.get('sent', 0)}"
-                         f"{' ✗' + str(s.get('rejected', 0) + s.get('rejected_before_sending', 0)) if s else ''}"
-                         if s else "")
+        cells = [f"{s['status']} {s['accepted']}/{s['sent']} ✗{s['rejected'] + s['rejected_before_sending']}"
+                 if (s := steps.get(kind)) else "" for kind in STEPS]
         table.add_row(f"{r.started_at:%Y-%m-%d %H:%M}", r.id, r.scope, r.status, "yes" if r.dry_run else "", *cells)
     console.print(table)
     console.print("A step: status accepted/sent ✗rejected. --run ID for records, --run ID --calls for bodies.")
