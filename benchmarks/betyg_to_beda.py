@@ -65,13 +65,13 @@ def peak_rss_mib() -> float:
 # Sandboxes, in their own process
 
 
-def _serve_sandboxes(students: int, seed: int, ready: Any, stop: Event) -> None:
+def _serve_sandboxes(students: int, seed: int, ready: Any, stop: Event, schools: int = 6) -> None:
     """Entry point of the sandbox process: serve the seeded data set until told to stop."""
     from skolflow.sandbox import dataset as ds
     from skolflow.sandbox import systems
     from skolflow.sandbox.faults import FaultConfig
 
-    data = ds.generate(students=students, mistakes=mistakes_for(students), seed=seed)
+    data = ds.generate(students=students, schools=schools, mistakes=mistakes_for(students), seed=seed)
     sandboxes = systems.start(data, {name: FaultConfig() for name in systems.SYSTEMS})
     try:
         ready.put({"environment": sandboxes.environment(), "urls": sandboxes.urls})
@@ -81,12 +81,12 @@ def _serve_sandboxes(students: int, seed: int, ready: Any, stop: Event) -> None:
 
 
 @contextlib.contextmanager
-def sandbox_process(students: int, seed: int) -> Iterator[dict[str, Any]]:
+def sandbox_process(students: int, seed: int, schools: int = 6) -> Iterator[dict[str, Any]]:
     """Start the sandboxes of a platform of ``students`` in a spawned process; stop it on leaving."""
     context = mp.get_context("spawn")
     ready = context.Queue()
     stop = context.Event()
-    process = context.Process(target=_serve_sandboxes, args=(students, seed, ready, stop),
+    process = context.Process(target=_serve_sandboxes, args=(students, seed, ready, stop, schools),
                               name=f"sandboxes-{students}", daemon=True)
     process.start()
     try:

@@ -57,7 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=40_000,
                         help="students in the data set (default 40,000: some 20,000 in GR and GY, whom DNP takes)")
+    parser.add_argument("--schools", type=int, default=0,
+                        help="school units (default: one per 700 students, so classes have a school's size)")
     args = parser.parse_args()
+    schools = args.schools or max(6, args.students // 700)
 
     from rich.console import Console
     from rich.table import Table
@@ -69,7 +72,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     rows = []
     with tempfile.TemporaryDirectory(prefix="skolflow-bench-dnp-") as tmp, \
-            sandbox_process(args.students, SEED) as sandboxes:
+            sandbox_process(args.students, SEED, schools) as sandboxes:
         os.environ.update(sandboxes["environment"])
         os.environ.update({"SKOLFLOW_PROFILE": "sandbox", "SKOLFLOW_DATA_DIR": str(Path(tmp) / "data"),
                            "SKOLFLOW_DATABASE_URL": f"sqlite:///{Path(tmp) / 'ledger.db'}"})
@@ -77,11 +80,16 @@ def main() -> None:
             console.print(f"running DNP provisioning ({label}) for {args.students:,} students…")
             rows.append((label, asyncio.run(run_once(HUVUDMAN_ORGNR))))
 
+    for label, result in rows:
+        if result["state"] != "Completed":
+            console.print(f"[red]{label}: {result['state']} {result['message']}[/]")
+            return
     first = rows[0][1]
     sent = sum(step["sent"] for step in first["steps"].values())
     per_record = first["bytes"] / sent if sent else 0.0
     bound = WRITE_CALLS_PER_SECOND * MAX_PAYLOAD_BYTES / per_record if per_record else 0.0
-    table = Table(title=f"DNP provisioning on this machine ({os.cpu_count()} CPUs), {args.students:,} students")
+    table = Table(title=f"DNP provisioning on this machine ({os.cpu_count()} CPUs), {args.students:,} students, "
+                        f"{schools} school units")
     for column in ("run", "persons", "duties", "groups", "activities", "seconds", "records/s", "bulk POSTs",
                    "all calls", "API bound records/s", "share of bound"):
         table.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
@@ -95,10 +103,7 @@ def main() -> None:
                       f"{bound:,.0f}", f"{rate / bound:.0%}" if bound and label == "first run" else "–")
     console.print(table)
     console.print(f"Mean record on the wire: {per_record:,.0f} bytes; bound = {WRITE_CALLS_PER_SECOND:g} calls/s × "
-                  f"{MAX_PAYLOAD_BYTES:,} bytes / {per_record:,.0f} bytes.")
-    for label, result in rows:
-        if result["state"] != "Completed":
-            console.print(f"[red]{label}: {result['state']} {result['message']}[/]")
+                  f"{MAX_PAYLOAD_BYTES:,} bytes / {per_record:,.0f} bytes. {schools} school units.")
 
 
 if __name__ == "__main__":

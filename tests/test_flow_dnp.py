@@ -241,3 +241,20 @@ def test_cli_runs_and_history_shows_steps_records_and_masked_bodies(sandboxes: s
     civic_numbers = {p.civic_no for p in sandboxes.dataset.persons}
     assert not any(number in records + calls for number in civic_numbers)
     assert '"civicNo"' in calls  # the bodies are there, with the numbers masked
+
+
+async def test_a_record_too_large_for_any_call_is_refused_alone(sandboxes: systems.Sandboxes,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import skolflow.tasks.dnp_steps as steps
+
+    monkeypatch.setattr(steps, "MAX_PAYLOAD_BYTES", 600)  # classes no longer fit in one call; persons do
+    state = await provision(sandboxes)
+
+    assert state.is_completed(), state.message
+    groups = {o.record_key: o for o in ledger().outcomes(PIPELINE, limit=5000) if o.unit == "groups"}
+    too_large = {key for key, o in groups.items() if o.errors and o.errors[0]["kod"] == "SF-STORLEK"}
+    assert too_large and all(groups[key].outcome == Outcome.REJECTED for key in too_large)
+    dnp = held(sandboxes)
+    want = await expected(sandboxes)
+    assert dnp["persons"] == want["persons"] and dnp["groups"] == want["groups"] - too_large
+    assert summary()["groups"]["rejected_before_sending"] >= len(too_large)

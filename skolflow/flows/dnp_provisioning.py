@@ -201,7 +201,7 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
                                           dnp_block=dnp_block)
         finally:
             _HANDOVER.pop((run_id, kind), None)
-        report.rejected_before = len(before) + len(refused)
+        report.rejected_before += len(before) + len(refused)
         report.rows = [{"status": "❌ Avvisad av skolflow", "post": r.masked_label, "meddelande":
                         f"{r.code} {r.rule}: {r.message}"} for r in before] + report.rows
         rejected[kind] = report.rejected_ids | {r.id for r, _ in refused}

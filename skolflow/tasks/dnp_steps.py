@@ -19,7 +19,15 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from skolflow.blocks import DnpCredentials
-from skolflow.connectors.dnp.client import DnpClient, DnpError, Kind, chunk_by_size, encode_record
+from skolflow.connectors.dnp.client import (
+    MAX_PAYLOAD_BYTES,
+    DnpClient,
+    DnpError,
+    Kind,
+    bulk_body,
+    chunk_by_size,
+    encode_record,
+)
 from skolflow.connectors.dnp.models import Activity as DnpActivity
 from skolflow.connectors.dnp.models import AsynchronousResponse, Duty, Group, LogEntry, Person, RecordResult
 from skolflow.connectors.http import HttpSettings
@@ -35,7 +43,7 @@ TEMPORARY_ROUNDS = 3
 JOB_TIMEOUT_SECONDS = 900.0
 Record = Person | Duty | Group | DnpActivity
 StepStatus = Literal["completed", "failed", "skipped", "planned"]
-STATUS_MARK = {"Success": "✅", "Warning": "⚠️", "Error": "❌", "TemporaryError": "⏳", "Failed": "❌",
+STATUS_MARK = {"Success": "✅", "Warning": "⚠️", "Error": "❌", "TooLarge": "❌", "TemporaryError": "⏳", "Failed": "❌",
                "Planned": "📝", "Deleted": "🗑️"}
 
 
@@ -151,7 +159,7 @@ async def _round(dnp: DnpClient, kind: Kind, records: Sequence[Record], calls: _
     job_ids = []
     for chunk in chunk_by_size(records, dnp.max_payload_bytes):
         job_id = await dnp.submit(kind, chunk, update_if_exists=True)
-        body = b'{"data":[' + b",".join(encode_record(r) for r in chunk) + b"]}"
+        body = bulk_body([encode_record(r) for r in chunk])
         calls.add("POST", f"/{kind}/bulk?updateIfExists=true", 202, body.decode(), json.dumps({"jobId": job_id}),
                   job_id)
         job_ids.append(job_id)
@@ -172,7 +180,9 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
     calls = _Calls(ledger, run_id, kind)
     by_id = {r.id: r for r in records}
     final: dict[str, RecordResult] = {}
-    pending = list(records)
+    # A record no body can carry is refused here, alone; the rest of the step goes on.
+    oversized = {r.id: size for r in records if (size := len(bulk_body([encode_record(r)]))) > MAX_PAYLOAD_BYTES}
+    pending = [r for r in records if r.id not in oversized]
     try:
         async with dnp.client() as client:
             for attempt in range(TEMPORARY_ROUNDS + 1):
@@ -192,7 +202,7 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
     scope = scope_of(huvudman, kind)
     for record in records:
         result = final.get(record.id)
-        status = result.response.status if result else "Failed"
+        status = result.response.status if result else "TooLarge" if record.id in oversized else "Failed"
         shown = describe(record, people)
         body = encode_record(record).decode()
         answer = result.model_dump_json(by_alias=True) if result else None
@@ -206,6 +216,13 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
             report.rejected += 1
             report.rejected_ids.add(record.id)
             kind_of, errors = Outcome.REJECTED, _log(result.response.errors) if result else []
+        elif status == "TooLarge":
+            report.rejected_before += 1
+            report.rejected_ids.add(record.id)
+            kind_of = Outcome.REJECTED
+            errors = [{"kod": "SF-STORLEK", "falt": "", "meddelande": f"posten är {oversized[record.id]} byte; "
+                                                                         f"DNP tar emot högst {MAX_PAYLOAD_BYTES} byte "
+                                                                         "per anrop (skolflows kontroll)"}]
         else:  # TemporaryError every round, still Pending, or never answered: the next run sends it again
             report.failed += 1
             kind_of = Outcome.FAILED

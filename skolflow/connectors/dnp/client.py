@@ -85,7 +85,8 @@ def encode_record(record: Record) -> bytes:
     return json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _body(encoded: Sequence[bytes]) -> bytes:
+def bulk_body(encoded: Sequence[bytes]) -> bytes:
+    """``{"data": [...]}`` of already encoded records, byte for byte as sent."""
     return b'{"data":[' + b",".join(encoded) + b"]}"
 
 
@@ -159,7 +160,7 @@ class DnpClient:
 
     async def _send_bulk(self, method: str, path: str, encoded: list[bytes],
                          params: Mapping[str, str] | None = None) -> str:
-        body = _body(encoded)
+        body = bulk_body(encoded)
         if len(body) > self.max_payload_bytes:
             raise PayloadTooLarge(f"a body of {len(body)} bytes; DNP takes at most {self.max_payload_bytes} "
                                   "per call (use chunk_by_size)")
