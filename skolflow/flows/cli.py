@@ -219,6 +219,9 @@ def run_dnp_provisioning(
 UdirSchool = Annotated[str, typer.Option("--skole", help="the school's organisasjonsnummer")]
 UdirPeriod = Annotated[str, typer.Option("--periode", help="eksamensperiode, H-YYYY or V-YYYY")]
 UdirFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="candidates, CSV or JSON (README)")]
+UdirSchoolName = Annotated[str, typer.Option(help="the school's name as Udir knows it")]
+UdirPasUser = Annotated[str, typer.Option(help="the PAS user the registration is made by")]
+UdirLevel = Annotated[str | None, typer.Option(help="VGS or GS (default: the school's)")]
 
 
 def _finish(state: State) -> None:
@@ -232,9 +235,9 @@ def run_udir_registration(
     file: UdirFile,
     skole: UdirSchool,
     periode: UdirPeriod,
-    skolenavn: Annotated[str, typer.Option(help="the school's name as Udir knows it")],
-    brukernavn_pas: Annotated[str, typer.Option(help="the PAS user the registration is made by")],
-    opplaeringsniva: Annotated[str | None, typer.Option(help="VGS or GS (default: the school's)")] = None,
+    skolenavn: UdirSchoolName,
+    brukernavn_pas: UdirPasUser,
+    opplaeringsniva: UdirLevel = None,
     epost_ved_feil: Annotated[str | None, typer.Option(help="address Udir writes to about errors")] = None,
     dry_run: Annotated[bool, typer.Option(help="check and plan; register nothing")] = False,
     confirm_production: Annotated[bool, typer.Option(help="required in profile production")] = False,
@@ -253,9 +256,9 @@ def run_udir_reconcile(
     file: UdirFile,
     skole: UdirSchool,
     periode: UdirPeriod,
-    skolenavn: Annotated[str, typer.Option(help="the school's name as Udir knows it")],
-    brukernavn_pas: Annotated[str, typer.Option(help="the PAS user the registration is made by")],
-    opplaeringsniva: Annotated[str | None, typer.Option(help="VGS or GS (default: the school's)")] = None,
+    skolenavn: UdirSchoolName,
+    brukernavn_pas: UdirPasUser,
+    opplaeringsniva: UdirLevel = None,
     dry_run: Annotated[bool, typer.Option(help="show the plan; change nothing")] = False,
     confirm_production: Annotated[bool, typer.Option(help="required in profile production")] = False,
 ) -> None:

@@ -21,7 +21,7 @@ from skolflow.connectors.dnp.client import Kind
 from skolflow.connectors.dnp.models import Activity, Group, Person
 from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES
 from skolflow.guard import check_target
-from skolflow.identity import mask, mask_text, validate_swedish_orgnr
+from skolflow.identity import mask, validate_swedish_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
 from skolflow.notify import notify_failure
 from skolflow.settings import Settings
@@ -40,6 +40,7 @@ from skolflow.tasks.dnp_steps import (
     scope_of,
     send_records,
 )
+from skolflow.tasks.ledger_runs import recorded
 from skolflow.tasks.queue import one_at_a_time
 
 # Records handed from the run to its step subflows in this process. Subflow parameters are stored in
@@ -156,15 +157,8 @@ async def dnp_provisioning(
         run_id = ledger.start_run(PIPELINE, orgnr, dry_run=dry_run, flow_run_id=str(flow_run.id or ""),
                                   parameters={"school_units": school_units or [],
                                               "test_activities": test_activities or []})
-        try:
-            state, summary = await _provision(dnp, ss12000, settings, ledger, run_id, orgnr, school_units,
-                                              test_activities, dry_run, dnp_block)
-        except BaseException as exc:
-            ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
-            raise
-        ledger.finish_run(run_id, "failed" if state.is_failed() else "completed", summary)
-    (logger.error if state.is_failed() else logger.info)("%s", state.message)
-    return state
+        return await recorded(ledger, run_id, _provision(dnp, ss12000, settings, ledger, run_id, orgnr, school_units,
+                                                         test_activities, dry_run, dnp_block))
 
 
 async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, ledger: Ledger, run_id: str,

@@ -20,11 +20,12 @@ from skolflow.connectors.udir import rules
 from skolflow.connectors.udir.models import KandidatFagkode
 from skolflow.flows.udir_registration import checked_candidates, school_of, summary_markdown
 from skolflow.guard import check_target
-from skolflow.identity import mask, mask_text
+from skolflow.identity import mask
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
 from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
+from skolflow.tasks.ledger_runs import recorded
 from skolflow.tasks.udir import Poll, Udir, delete_registrations, held_keys, outcome, register_rows, registered
 from skolflow.tasks.udir_candidates import RULE_MISSING, Checked, School, to_send
 
@@ -62,7 +63,6 @@ async def udir_reconcile(
     udir_block: str | None = None,
 ) -> State:
     """Delete what Udir holds beyond the file, register what it lacks; ``dry_run`` only plans."""
-    logger = get_run_logger()
     settings = Settings.from_env()
     udir = Udir(UdirCredentials.resolve(udir_block), settings.http())
     check_target("udir", udir.credentials.base_url, settings.profile, confirm_production)
@@ -71,15 +71,8 @@ async def udir_reconcile(
     run_id = ledger.start_run(PIPELINE, f"{school.orgnr}/{school.periodekode}", dry_run=dry_run,
                               flow_run_id=str(flow_run.id or ""),
                               parameters={"file": Path(candidates_file).name, "periodekode": school.periodekode})
-    try:
-        state, summary = await _reconcile(udir, ledger, run_id, school, candidates_file, dry_run, batch_size,
-                                          Poll(timeout=poll_timeout_seconds))
-    except BaseException as exc:
-        ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
-        raise
-    ledger.finish_run(run_id, "failed" if state.is_failed() else "completed", summary)
-    (logger.error if state.is_failed() else logger.info)("%s", state.message)
-    return state
+    return await recorded(ledger, run_id, _reconcile(udir, ledger, run_id, school, candidates_file, dry_run,
+                                                     batch_size, Poll(timeout=poll_timeout_seconds)))
 
 
 def _deleted(run_id: str, scope: str, fnr: str, fagkode: str, nr: str, kind: Outcome, note: str) -> RecordOutcome:

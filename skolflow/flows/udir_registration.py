@@ -17,11 +17,12 @@ from prefect.states import Completed, Failed, State
 
 from skolflow.blocks import UdirCredentials
 from skolflow.guard import check_target
-from skolflow.identity import mask_text, validate_norwegian_orgnr
+from skolflow.identity import validate_norwegian_orgnr
 from skolflow.ledger import Ledger, Outcome
 from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
+from skolflow.tasks.ledger_runs import recorded
 from skolflow.tasks.udir import (
     Poll,
     Registered,
@@ -93,7 +94,6 @@ async def udir_registration(
     candidates_file: CSV or JSON in skolflow's format (README § Udir eksamen); orgnr: the school's
     organisasjonsnummer; periodekode: H-YYYY or V-YYYY; brukernavn_pas: the PAS user registering.
     """
-    logger = get_run_logger()
     settings = Settings.from_env()
     udir = Udir(UdirCredentials.resolve(udir_block), settings.http())
     check_target("udir", udir.credentials.base_url, settings.profile, confirm_production)
@@ -102,15 +102,8 @@ async def udir_registration(
     ledger = Ledger.shared(settings.database_url)
     run_id = ledger.start_run(PIPELINE, scope, dry_run=dry_run, flow_run_id=str(flow_run.id or ""),
                               parameters={"file": Path(candidates_file).name, "periodekode": school.periodekode})
-    try:
-        state, summary = await _register(udir, ledger, run_id, school, candidates_file, dry_run, batch_size,
-                                         Poll(timeout=poll_timeout_seconds))
-    except BaseException as exc:
-        ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
-        raise
-    ledger.finish_run(run_id, "failed" if state.is_failed() else "completed", summary)
-    (logger.error if state.is_failed() else logger.info)("%s", state.message)
-    return state
+    return await recorded(ledger, run_id, _register(udir, ledger, run_id, school, candidates_file, dry_run,
+                                                    batch_size, Poll(timeout=poll_timeout_seconds)))
 
 
 async def _register(udir: Udir, ledger: Ledger, run_id: str, school: School, candidates_file: str, dry_run: bool,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
@@ -17,11 +18,12 @@ from prefect.states import Completed, State
 from skolflow.blocks import UdirCredentials
 from skolflow.connectors.udir.models import Fagperson, Karakteroversikt
 from skolflow.guard import check_target
-from skolflow.identity import mask_text, validate_norwegian_orgnr
+from skolflow.identity import validate_norwegian_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
 from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
+from skolflow.tasks.ledger_runs import recorded
 from skolflow.tasks.udir import Udir
 from skolflow.tasks.udir_results import DELTAKELSE, results_frame, sensors_frame, status_counts, write_files
 
@@ -75,41 +77,41 @@ async def udir_results(
     include_eksamen_avlyst: answer EA for cancelled exams (Udir's DF otherwise); full_fodselsnummer:
     write the full number into the files (for an import; the default is masked plus kandidatnummer).
     """
-    logger = get_run_logger()
     settings = Settings.from_env()
     udir = Udir(UdirCredentials.resolve(udir_block), settings.http())
     check_target("udir", udir.credentials.base_url, settings.profile, confirm_production)
     orgnr, period = validate_norwegian_orgnr(orgnr), periodekode.strip().upper()
-    scope = f"{orgnr}/{period}"
     ledger = Ledger.shared(settings.database_url)
-    run_id = ledger.start_run(PIPELINE, scope, dry_run=False, flow_run_id=str(flow_run.id or ""),
+    run_id = ledger.start_run(PIPELINE, f"{orgnr}/{period}", dry_run=False, flow_run_id=str(flow_run.id or ""),
                               parameters={"periodekode": period, "include_eksamen_avlyst": include_eksamen_avlyst})
-    try:
-        overview = await fetch_results(udir, orgnr, period, sas_bruker_referanse, include_eksamen_avlyst)
-        people = await fetch_sensors(udir, orgnr, period)
-        ledger.record(_records(run_id, scope, overview, people))
-        results = results_frame(overview, full_identity=full_fodselsnummer)
-        sensors = sensors_frame(people, full_identity=full_fodselsnummer)
-        directory = Path(output_dir) if output_dir else settings.data_dir / "udir" / "resultater"
-        written = write_files(results, sensors, directory, f"{orgnr}-{period}")
-    except BaseException as exc:
-        ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
-        raise
+    directory = Path(output_dir) if output_dir else settings.data_dir / "udir" / "resultater"
+    return await recorded(ledger, run_id, _results(udir, ledger, run_id, orgnr, period, sas_bruker_referanse,
+                                                   include_eksamen_avlyst, full_fodselsnummer, directory))
+
+
+async def _results(udir: Udir, ledger: Ledger, run_id: str, orgnr: str, period: str, sas_bruker_referanse: str,
+                   include_eksamen_avlyst: bool, full_fodselsnummer: bool, directory: Path) -> \
+        tuple[State, dict[str, Any]]:
+    overview = await fetch_results(udir, orgnr, period, sas_bruker_referanse, include_eksamen_avlyst)
+    people = await fetch_sensors(udir, orgnr, period)
+    ledger.record(_records(run_id, f"{orgnr}/{period}", overview, people))
+    results = results_frame(overview, full_identity=full_fodselsnummer)
+    sensors = sensors_frame(people, full_identity=full_fodselsnummer)
+    written = write_files(results, sensors, directory, f"{orgnr}-{period}")
+    complaints = int(results["klagekarakter"].notna().sum())
     key = artifacts.artifact_key("udir-results", orgnr, period)
     await artifacts.table(f"{key}-deltakelse", status_counts(results),
                           "Kandidater per fagkode og deltakelsesstatus")
     explained = "\n".join(f"| {code} | {text} |" for code, text in DELTAKELSE.items())
     await artifacts.markdown(f"{key}-sammendrag", "\n".join([
         f"# Resultater {orgnr} {period}", "",
-        f"{len(results)} kandidatresultater, {int(results['klagekarakter'].notna().sum())} med klagekarakter; "
+        f"{len(results)} kandidatresultater, {complaints} med klagekarakter; "
         f"{len(sensors)} personer med sensoroppdrag.", "",
         "| status | betydning |", "|---|---|", explained, "",
         f"Filer for administrasjonen: `{written.excel}`, `{written.csv}`, `{written.sensors_csv}`."]),
         "Sammendrag")
-    summary = {"results": len(results), "complaints": int(results["klagekarakter"].notna().sum()),
-               "sensors": len(sensors), **{f"status_{k}": int(v) for k, v in
-                                          results["deltakelsesstatus"].value_counts().items()}}
-    ledger.finish_run(run_id, "completed", summary)
-    logger.info("%d results and %d sensor appointments written to %s", len(results), len(sensors), written.excel)
-    return Completed(message=f"{len(results)} results, {len(sensors)} sensors → {written.excel}",
-                     data={**summary, "excel": str(written.excel), "csv": str(written.csv)})
+    summary = {"results": len(results), "complaints": complaints, "sensors": len(sensors),
+               **{f"status_{k}": int(v) for k, v in results["deltakelsesstatus"].value_counts().items()}}
+    files = {"excel": str(written.excel), "csv": str(written.csv)}
+    return Completed(message=f"{len(results)} results and {len(sensors)} sensor appointments written to "
+                             f"{written.excel}", data={**summary, **files}), summary
