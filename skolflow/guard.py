@@ -8,21 +8,33 @@ anslutningspart's credentials always reach production. So:
 - profile ``test`` never reaches a host known to be production, and refuses Beda outright;
 - profile ``production`` reaches production only when the run also says ``confirm_production``.
 
-The guard runs before a client is built, so a refused run has sent nothing.
+It is applied in one place: every HTTP client skolflow builds comes from
+:func:`skolflow.connectors.http.build_client`, which checks each request's URL against the run's
+:class:`Door` before a connection is opened. A client built without one gets the default door, which
+lets requests out to this machine only, so a code path that forgets to say what it may reach can
+reach nothing real. Flows also check their targets up front, for a clear reason before any work.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit
 
-from skolflow.settings import Profile
+
+class Profile(StrEnum):
+    SANDBOX = "sandbox"
+    TEST = "test"
+    PRODUCTION = "production"
+
 
 # Hosts whose every request is real. Systems without a test environment are listed in NO_TEST_ENVIRONMENT.
 PRODUCTION_HOSTS: dict[str, frozenset[str]] = {
     "beda": frozenset({"gw.api.beda.uhr.se"}),
     "udir": frozenset({"eksamenapi.udir.no", "eksamen.udir.no"}),
     "dnp": frozenset({"api.skolverket.se"}),
+    "dnp-open-data": frozenset({"api.skolverket.se"}),
 }
 NO_TEST_ENVIRONMENT = frozenset({"beda"})
 
@@ -64,3 +76,17 @@ def check_target(system: str, url: str, profile: Profile, confirm_production: bo
         raise ProductionGuardError(
             f"{system}: profile 'production' reaches {host} for real; the run must also say "
             "confirm_production=True (CLI: --confirm-production). Nothing was sent.")
+
+
+@dataclass(frozen=True)
+class Door:
+    """The guard as one run applies it: its profile and whether the run said ``confirm_production``.
+
+    The default is the strictest door (this machine only), so that forgetting to pass one fails closed.
+    """
+
+    profile: Profile = Profile.SANDBOX
+    confirm_production: bool = False
+
+    def check(self, system: str, url: str) -> None:
+        check_target(system, url, self.profile, self.confirm_production)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -27,7 +28,9 @@ from prefect.utilities.urls import url_for
 from pydantic import Field, SecretStr
 
 from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy, build_client, request
+from skolflow.guard import ProductionGuardError
 from skolflow.identity import mask_text
+from skolflow.settings import Settings
 
 WEBHOOK_URL_ENV = "SKOLFLOW_WEBHOOK_URL"
 WEBHOOK_BLOCK_ENV = "SKOLFLOW_WEBHOOK_BLOCK"
@@ -74,12 +77,21 @@ async def _target(url: str | None, block: str | None) -> str | None:
     return url or os.environ.get(WEBHOOK_URL_ENV) or None
 
 
+def _notice_http(flow_run: FlowRun) -> HttpSettings:
+    """The notice's quick retries behind the run's own guard: a webhook is a target like any other."""
+    confirmed = bool((flow_run.parameters or {}).get("confirm_production"))
+    door = Settings.from_env().http(confirmed).door
+    return replace(NOTICE_HTTP, door=door)
+
+
 def _why(exc: Exception) -> str:
     """Why a notice was not delivered, without the webhook's URL (which may hold its token)."""
     if isinstance(exc, RemoteError) and exc.status_code:
         return f"the webhook answered HTTP {exc.status_code}"
     if isinstance(exc, RemoteError):
         return f"the webhook could not be reached ({exc.body})"
+    if isinstance(exc, ProductionGuardError):
+        return str(exc)
     return f"{type(exc).__name__}: {mask_text(str(exc))}"
 
 
@@ -97,7 +109,7 @@ def failure_notifier(*, url: str | None = None, block: str | None = None) -> Flo
             if target is None:
                 logger.info("no failure notice sent: neither %s nor %s is set", WEBHOOK_URL_ENV, WEBHOOK_BLOCK_ENV)
                 return
-            async with build_client("", NOTICE_HTTP) as client:
+            async with build_client("", _notice_http(flow_run), system="webhook") as client:
                 await request(client, "webhook", "POST", target, retry=NOTICE_HTTP.retry,
                               json=build_notice(flow, flow_run, state))
         except Exception as exc:  # a broken webhook must not hide the run's own failure

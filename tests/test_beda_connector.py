@@ -31,9 +31,10 @@ from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy
 from skolflow.sandbox.dataset import Dataset, Person, generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from tests.remote import MOCKED_REMOTE
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "beda" / "beda-api.json").read_text())
-FAST = HttpSettings(retry=RetryPolicy(attempts=6, backoff_base=0.001, backoff_max=0.01))
+FAST = HttpSettings(retry=RetryPolicy(attempts=6, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
 BASE = "https://beda.example.se"
 ORGNR = "212000-0142"
 UNIT = "12345678"

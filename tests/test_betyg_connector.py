@@ -14,17 +14,20 @@ import respx
 from skolflow.connectors.betyg import codec
 from skolflow.connectors.betyg.client import BetygClient, format_window
 from skolflow.connectors.betyg.models import GradeRecord, StudentGrades, Termin
-from skolflow.connectors.betyg.rules import Problem, check_document, check_student
+from skolflow.connectors.betyg.rules import Problem, check_document, check_student, language_codes
 from skolflow.connectors.betyg.sandbox import create_app, select_students
 from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy, TransientError
 from skolflow.connectors.xmlsafe import UnsafeXmlError
 from skolflow.sandbox.dataset import Dataset, generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from skolflow.tasks.betyg_documents import checked_students, student_ids
+from skolflow.tasks.grades import to_kursbetyg
+from tests.remote import MOCKED_REMOTE
 
 EXAMPLE = Path(__file__).parent / "data" / "betyg-exempel.xml"
 NS = codec.NAMESPACE
-FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.0))
+FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.0), door=MOCKED_REMOTE)
 ELEV_1 = "{d7b3374b-985a-4d43-9558-189e6643755a}"
 ELEV_2 = "{7b080db7-1591-4c67-94d6-28adfcf52396}"
 ELEV_3 = "{96ab211c-4937-49e3-8fdc-e144447c2138}"
@@ -162,12 +165,11 @@ def test_official_example_yields_exactly_its_known_mistakes() -> None:
         (ELEV_2, "MLDEU", "guid"),  # skola {abdcacf8c-…} has nine hex digits
         (ELEV_2, "GYARBF", "grade-kind"),  # a kursbetyg in skolform GR
         (ELEV_3, "MLDEU", "guid"),  # beslutsfattare person lacks its closing brace
-        (ELEV_3, "M2", "subject-code"),  # M2 without a language code
-        (ELEV_3, "M2", "term-date"),  # HT 2015 against datum 2014-12-17
+        (ELEV_3, "M2DEU", "term-date"),  # HT 2015 against datum 2014-12-17 (M2 with <språk>DEU is M2DEU)
     ]
     assert "{abdcacf8c-0930-11e5-a6c0-1697f925ec7b}" in problems[0].message
     assert "{96ab211c-4937-49e3-8fdc-e144447c2138'" in problems[2].message
-    assert "HT 2015" in problems[4].message and "2014-12-17" in problems[4].message
+    assert "HT 2015" in problems[3].message and "2014-12-17" in problems[3].message
     assert check_student(next(codec.iter_students(EXAMPLE))) == []
 
 
@@ -472,7 +474,7 @@ async def test_client_rides_out_injected_faults(dataset: Dataset, server: Sandbo
     faults = FaultConfig(server_error=0.3, drop=0.3, seed=3)
     injector = with_faults(create_app(dataset), "betyg", faults)
     url = server.start("betyg", injector)
-    settings = HttpSettings(retry=RetryPolicy(attempts=12, backoff_base=0.0))
+    settings = HttpSettings(retry=RetryPolicy(attempts=12, backoff_base=0.0), door=MOCKED_REMOTE)
 
     for _ in range(3):
         async with BetygClient(url, http=settings) as client:
@@ -480,3 +482,119 @@ async def test_client_rides_out_injected_faults(dataset: Dataset, server: Sandbo
         assert len(list(codec.iter_students(path))) == 2
 
     assert injector.injected["server_error"] and injector.injected["drop"]
+
+
+# --- the contract to the letter: the document's root, and a language subject's <språk> -----------------------
+
+
+OTHER_VERSION = "http://pingpong.se/schemas/grades/v1.0"
+
+
+@pytest.mark.parametrize(("changes", "found"), [
+    ({NS: OTHER_VERSION}, f"<betyg> in namespace {OTHER_VERSION}"),
+    ({"<betyg ": "<grades ", "</betyg>": "</grades>"}, f"<grades> in namespace {NS}"),
+    ({f'xmlns="{NS}"': ""}, "<betyg> in no namespace"),
+], ids=["another-namespace", "another-root", "no-namespace"])
+def test_a_document_that_is_not_the_contracts_betyg_is_refused_naming_what_it_is(
+        tmp_path: Path, changes: dict[str, str], found: str) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    path = tmp_path / "other.xml"
+    path.write_text(text, encoding="utf-8")
+    assert codec.read_window(path)  # well-formed, with its from/tom: only its kind is wrong
+
+    readers = {
+        "iter_students": lambda: list(codec.iter_students(path)),
+        "checked_students": lambda: list(checked_students(path)),
+        "student_ids": lambda: list(student_ids(path)),
+    }
+    for name, read in readers.items():
+        with pytest.raises(codec.InvalidDocumentError) as refused:
+            read()
+        assert found in str(refused.value), name
+        assert f"expected <betyg> in namespace {NS}" in str(refused.value), name
+
+
+def _language_document(*subjects: tuple[str, str | None]) -> bytes:
+    """One student with one GR ämnesbetyg per (ämnesförkortning, språk), written as the platform would."""
+    grades = [_grade(code=code, sprak=sprak, termin=Termin("VT", 2025), slutbetyg=True) for code, sprak in subjects]
+    out = io.BytesIO()
+    codec.encode(out, [StudentGrades(ELEV_1, tuple(grades))], *WINDOW)
+    return out.getvalue()
+
+
+def test_a_language_beside_the_subject_code_is_read_as_the_same_subject_as_one_in_it() -> None:
+    beside = _language_document(("M2", "DEU"), ("M1", "FRE"), ("ML", "ARA"))
+    inside = _language_document(("M2DEU", "DEU"), ("M1FRE", "FRE"), ("MLARA", "ARA"))
+    assert b"<\xc3\xa4mnesf\xc3\xb6rkortning>M2</" in beside  # the document really says M2 + <språk>DEU
+
+    [as_beside] = codec.iter_students(io.BytesIO(beside))
+    [as_inside] = codec.iter_students(io.BytesIO(inside))
+
+    assert codec.validate_schema(beside) == [] and codec.validate_schema(inside) == []
+    assert [(g.code, g.sprak) for g in as_beside.grades] == [("M2DEU", "DEU"), ("M1FRE", "FRE"), ("MLARA", "ARA")]
+    assert as_beside == as_inside  # so the ledger's diff sees no change when a platform switches forms
+    assert check_student(as_beside) == [] and check_student(as_inside) == []
+    assert [to_kursbetyg(g, "12345678") for g in as_beside.grades] == [
+        to_kursbetyg(g, "12345678") for g in as_inside.grades]
+    assert [to_kursbetyg(g, "12345678").kod for g in as_beside.grades] == ["M2DEU", "M1FRE", "MLARA"]
+
+
+def test_the_official_examples_m2_with_sprak_deu_is_m2deu() -> None:
+    subject = list(codec.iter_students(EXAMPLE))[2].grades[2]
+
+    assert (subject.code, subject.sprak) == ("M2DEU", "DEU")
+    assert [p.rule for p in check_student(StudentGrades(ELEV_3, (subject,)))] == ["term-date"]
+
+
+@pytest.mark.parametrize(("code", "sprak", "expected"), [
+    ("M2", "XYZ", [("M2XYZ", "subject-language")]),  # three capitals, but no language has that code
+    ("M1XYZ", None, [("M1XYZ", "subject-language")]),
+    ("MLDEU", "FRE", [("MLDEU", "subject-language")]),  # the code and <språk> name different languages
+    ("M2", "deu", [("M2deu", "subject-code")]),  # Skolverket writes språkkoder in capitals
+    ("M2", "TYSKA", [("M2TYSKA", "subject-code")]),
+    ("M2", None, [("M2", "subject-code")]),
+    ("M2", "GER", []),  # amneskoder.md's older codes are still accepted
+    ("ML", "KUR", []),
+    ("ML", "FIT", []),  # meänkieli and Dari: ISO 639-3 codes, beyond ISO 639-2
+    ("ML", "PRS", []),
+    ("M2", "LAT", []),
+])
+def test_a_language_code_must_be_one_of_skolverkets(code: str, sprak: str | None,
+                                                    expected: list[tuple[str, str]]) -> None:
+    [student] = codec.iter_students(io.BytesIO(_language_document((code, sprak))))
+
+    assert [(p.code, p.rule) for p in check_student(student)] == expected
+
+
+def test_a_language_problem_says_which_code_and_which_list() -> None:
+    [unknown] = check_student(next(codec.iter_students(io.BytesIO(_language_document(("M2", "XYZ"))))))
+    [contradicted] = check_student(next(codec.iter_students(io.BytesIO(_language_document(("MLDEU", "FRE"))))))
+
+    assert "'XYZ'" in unknown.message and "M2XYZ" in unknown.message and "ISO 639-3" in unknown.message
+    assert "DEU" in contradicted.message and "'FRE'" in contradicted.message
+
+
+def test_the_language_codes_are_skolverkets_and_the_older_ones_and_nothing_that_names_no_language() -> None:
+    codes = language_codes()
+
+    assert {"DEU", "FRA", "SPA", "ARA", "SOM", "FIT", "PRS", "CKB", "KMR", "SME", "SMA", "RMY"} <= codes
+    assert {"ARM", "FRE", "CHI", "KUR", "PER", "ROM", "RUM", "GER"} <= codes
+    assert not {"XYZ", "MUL", "UND", "ZXX", "MIS", "QAA"} & codes
+    assert all(len(code) == 3 and code.isupper() for code in codes)
+
+
+async def test_sandbox_serves_a_planted_answer_until_it_is_cleared(dataset: Dataset, server: SandboxServer,
+                                                                  tmp_path: Path) -> None:
+    url = server.start("betyg", with_faults(create_app(dataset), "betyg", FaultConfig()))
+    planted = EXAMPLE.read_bytes().replace(NS.encode(), OTHER_VERSION.encode())
+    async with httpx.AsyncClient(base_url=url) as http:
+        (await http.put("/_sandbox/betyg/answer", content=planted)).raise_for_status()
+        async with BetygClient(url, http=FAST) as client:
+            path = await client.fetch(*WINDOW, dest=tmp_path / "planted.xml")
+        assert path.read_bytes() == planted
+        async with httpx.AsyncClient(base_url=url) as bad:
+            assert (await bad.get("/api/skolplattform/betyg?from=x&tom=y")).status_code == 400  # still checked
+        assert (await http.delete("/_sandbox/betyg/answer")).json() == {"cleared": True}
+    assert len(await _fetch(url, tmp_path, *WINDOW)) == 2

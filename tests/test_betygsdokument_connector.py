@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from skolflow.connectors.betyg.codec import InvalidDocumentError
 from skolflow.connectors.betygsdokument import codec
 from skolflow.connectors.betygsdokument.client import BetygsdokumentClient
 from skolflow.connectors.betygsdokument.models import Amne, GradeDocument
@@ -20,9 +21,10 @@ from skolflow.connectors.xmlsafe import UnsafeXmlError
 from skolflow.sandbox.dataset import Dataset, Diploma, generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from tests.remote import MOCKED_REMOTE
 
 EXAMPLE = Path(__file__).parent / "data" / "betygsdokument-exempel.xml"
-FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.0))
+FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.0), door=MOCKED_REMOTE)
 ELEV = "{78d4c490-708e-11e4-9803-0800200c9a66}"
 SKOLA = "{d0566f23-20d0-4bc1-9865-c8844cf00944}"
 
@@ -93,6 +95,18 @@ def test_documents_declaring_entities_are_refused() -> None:
         list(codec.iter_documents(io.BytesIO(XXE)))
     with pytest.raises(UnsafeXmlError):
         codec.validate_schema(XXE)
+
+
+@pytest.mark.parametrize(("root", "namespace"), [("betygsdokument", "http://pingpong.se/schemas/betygsdokument/v1.0"),
+                                                 ("betyg", "http://pingpong.se/schemas/grades/v1.1"),
+                                                 ("betygsdokument", "")])
+def test_another_version_or_kind_of_document_is_refused_not_read_as_empty(root: str, namespace: str) -> None:
+    xmlns = f' xmlns="{namespace}"' if namespace else ""
+    document = f'<{root}{xmlns} from="2025-01-01T00:00:00" tom="2025-01-02T00:00:00"><dokument/></{root}>'
+    with pytest.raises(InvalidDocumentError, match=r"not a Betygsdokument API 2\.0 document: its root is "
+                                                   rf"<{root}> in .*expected <betygsdokument> in namespace "
+                                                   r"http://pingpong.se/schemas/betygsdokument/v2.0"):
+        list(codec.iter_documents(io.BytesIO(document.encode())))
 
 
 # --- client (respx) ------------------------------------------------------------------------------------------

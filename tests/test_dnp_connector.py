@@ -59,10 +59,11 @@ from skolflow.connectors.http import HttpSettings, RetryPolicy
 from skolflow.sandbox.dataset import generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from tests.remote import MOCKED_REMOTE
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "dnp"
 API = yaml.safe_load((SCHEMAS / "dnp-provisioning-api.yaml").read_text(encoding="utf-8"))
-FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.001, backoff_max=0.01))
+FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
 BASE = "https://dnp.example.se/provisioning/v1"
 TOKEN = "sandbox-token"
 DATASET = generate(students=12)
@@ -617,7 +618,7 @@ async def test_update_if_exists_put_and_delete(sandbox: str) -> None:
 
 
 async def test_lookup_and_paged_list(sandbox: str) -> None:
-    people = [student(civic_no=CivicNo(value=pnr("20130412", f"{n:03d}"))) for n in range(5)]
+    people = [student(civic_no=CivicNo(value=pnr("20130412", f"{n:03d}"))) for n in range(1, 6)]  # 000: never issued
     async with dnp(sandbox) as client:
         await provision(client, "persons", people)
         listed = [p async for p in client.list("persons", limit=2)]

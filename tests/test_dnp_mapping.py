@@ -42,6 +42,7 @@ from skolflow.tasks.dnp_mapping import (
     select_test_activities,
     staff_record_id,
 )
+from tests.remote import MOCKED_REMOTE
 
 DNP_API = yaml.safe_load((Path(__file__).resolve().parents[1] / "schemas" / "dnp" / "dnp-provisioning-api.yaml")
                          .read_text(encoding="utf-8"))
@@ -51,7 +52,7 @@ META = ss.Meta(created=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), modified=dt.datet
 CATALOGUE = [NationalTest(id=activity_id(name), displayName=name, activityType="Provaktivitet", schoolType=school_type,
                           schoolYear=year) for name, school_type, year in DEFAULT_TEST_ACTIVITIES]
 TOKEN = "test-token"
-FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.001, backoff_max=0.01))
+FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
 
 
 def uid() -> str:
@@ -84,7 +85,8 @@ def person(birth: str, given: str, family: str, email_type: ss.EmailType, domain
     person_id = uid()
     values: dict[str, Any] = {
         "id": person_id, "meta": META, "givenName": given, "familyName": family,
-        "civicNo": ss.CivicNo(value=pnr(birth, f"{uuid.UUID(person_id).int % 1000:03d}")),
+        # serial 001-999: Skatteverket never issues 000
+        "civicNo": ss.CivicNo(value=pnr(birth, f"{uuid.UUID(person_id).int % 999 + 1:03d}")),
         "eduPersonPrincipalNames": [f"{person_id}@{domain}"], "securityMarking": "Ingen",
         "emails": [ss.Email(value=f"{given.lower()}.{person_id[:4]}@{domain}", type=email_type)]}
     return ss.Person(**{**values, **changes})

@@ -6,12 +6,16 @@ Every assertion about what Beda received reads the Beda sandbox's own state.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from skolflow.connectors.betyg.codec import NAMESPACE, encode
+from skolflow.connectors.betyg.models import PLATFORM_TIMEZONE
+from skolflow.connectors.betyg.sandbox import select_students
 from skolflow.flows.betyg_to_beda import PIPELINE, betyg_to_beda, platform_now
 from skolflow.identity import mask
 from skolflow.ledger import Ledger, Outcome
@@ -224,3 +228,34 @@ async def test_personal_identity_numbers_stay_out_of_prefect(
     for person in data.students():
         assert person.civic_no not in shown
     assert any(mask(p.civic_no) in shown for p in data.students())  # rejected students are shown masked
+
+
+async def test_a_grades_document_of_another_version_fails_the_run_before_beda_or_the_watermark(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str) -> None:
+    assert (await run(data)).is_completed()
+    ledger = Ledger.shared(ledger_url)
+    watermark = ledger.watermark(PIPELINE, data.huvudman_orgnr)
+    held = beda_state(sandboxes)
+    assert watermark is not None and held
+
+    # A teacher changes a grade, so a document the run could read would send that student again ...
+    when = platform_now()
+    changed = next(p for p in data.students() if p.civic_no in held and data.records[p.id].grades)
+    grade = data.records[changed.id].grades[0]
+    data.change_grade(changed.id, 0, "E" if grade.value != "E" and grade.school_form != "YH" else "G", when=when)
+    end = when + dt.timedelta(minutes=1)
+    # ... but the platform answers in another version's namespace.
+    body = io.BytesIO()
+    encode(body, select_students(data, watermark.astimezone(PLATFORM_TIMEZONE).replace(tzinfo=None), end),
+           when, end)
+    other = body.getvalue().replace(NAMESPACE.encode(), b"http://pingpong.se/schemas/grades/v1.0")
+    assert f'id="{{{changed.id}}}"'.encode() in other
+    httpx.put(f"{sandboxes.urls['platform']}/_sandbox/betyg/answer", content=other).raise_for_status()
+
+    state = await run(data, end=end)
+
+    assert state.is_failed()
+    assert "grades/v1.0" in state.message and "expected <betyg> in namespace " + NAMESPACE in state.message
+    assert beda_state(sandboxes) == held  # nothing received: no student, no request
+    assert ledger.watermark(PIPELINE, data.huvudman_orgnr) == watermark
+    assert ledger.runs(PIPELINE, limit=1)[0].status == "failed"

@@ -35,10 +35,11 @@ from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy
 from skolflow.sandbox.dataset import Dataset, Person, SchoolUnit, generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from tests.remote import MOCKED_REMOTE
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "haldor" / "haldor-schedule-api.json")
                     .read_text())
-FAST = HttpSettings(retry=RetryPolicy(attempts=6, backoff_base=0.001, backoff_max=0.01))
+FAST = HttpSettings(retry=RetryPolicy(attempts=6, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
 BASE = "https://haldor.example.se"
 SCHOOL = "haldor-12345678"
 SCHEDULE_PATH = f"/api/schools/{SCHOOL}/schedule"

@@ -3,6 +3,7 @@ import pytest
 import respx
 
 from skolflow.connectors.http import (
+    HttpSettings,
     RateLimiter,
     RemoteError,
     RetryPolicy,
@@ -11,9 +12,11 @@ from skolflow.connectors.http import (
     request,
     retry_after_seconds,
 )
+from tests.remote import MOCKED_REMOTE
 
 FAST = RetryPolicy(attempts=4, backoff_base=0.001, backoff_max=0.01)
 BASE = "https://api.example.se"
+REMOTE = HttpSettings(door=MOCKED_REMOTE)
 
 
 @respx.mock
@@ -21,7 +24,7 @@ async def test_transient_status_and_network_errors_are_retried() -> None:
     route = respx.get(f"{BASE}/x").mock(side_effect=[
         httpx.Response(503), httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(200, json={})])
     retries: list[str] = []
-    async with build_client(BASE) as client:
+    async with build_client(BASE, REMOTE, system="api") as client:
         response = await request(client, "demo", "GET", "/x", retry=FAST, on_retry=lambda n, why: retries.append(why))
     assert response.status_code == 200 and route.call_count == 4
     assert retries == ["HTTP 503", "ConnectError: refused", "ReadTimeout: slow"]
@@ -30,7 +33,7 @@ async def test_transient_status_and_network_errors_are_retried() -> None:
 @respx.mock
 async def test_validation_errors_are_never_retried_and_keep_the_remote_body() -> None:
     route = respx.post(f"{BASE}/x").mock(return_value=httpx.Response(422, json={"fel": [{"kod": "K"}]}))
-    async with build_client(BASE) as client:
+    async with build_client(BASE, REMOTE, system="api") as client:
         with pytest.raises(RemoteError) as info:
             await request(client, "beda", "POST", "/x", retry=FAST)
     assert route.call_count == 1
@@ -40,7 +43,7 @@ async def test_validation_errors_are_never_retried_and_keep_the_remote_body() ->
 @respx.mock
 async def test_exhausted_retries_raise_transient_error() -> None:
     respx.get(f"{BASE}/x").mock(return_value=httpx.Response(502, text="bad gateway"))
-    async with build_client(BASE) as client:
+    async with build_client(BASE, REMOTE, system="api") as client:
         with pytest.raises(TransientError, match="502"):
             await request(client, "demo", "GET", "/x", retry=FAST)
 
@@ -55,7 +58,7 @@ async def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("skolflow.connectors.http.asyncio.sleep", fake_sleep)
     respx.get(f"{BASE}/x").mock(side_effect=[httpx.Response(429, headers={"Retry-After": "7"}),
                                              httpx.Response(200)])
-    async with build_client(BASE) as client:
+    async with build_client(BASE, REMOTE, system="api") as client:
         await request(client, "demo", "GET", "/x", retry=FAST)
     assert waits == [7.0]
 
@@ -84,7 +87,7 @@ async def test_prepare_sets_fresh_headers_on_each_attempt() -> None:
     async def prepare() -> dict[str, str]:
         return {"Authorization": next(tokens)}
 
-    async with build_client(BASE) as client:
+    async with build_client(BASE, REMOTE, system="api") as client:
         await request(client, "demo", "GET", "/x", retry=FAST, prepare=prepare)
     assert seen == ["Bearer one", "Bearer two"]
 

@@ -109,6 +109,20 @@ async def test_a_broken_webhook_leaves_the_failure_as_it_was_and_says_so_in_the_
     assert not any(webhook_url in line for line in logs)  # a webhook URL may carry its own token
 
 
+@pytest.mark.parametrize(("profile", "url"), [("sandbox", "https://hooks.kommun.invalid/notices"),
+                                             ("production", "receiver")])
+async def test_the_webhook_is_a_target_like_any_other(profile: str, url: str, receiver: SandboxServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Profile sandbox posts to this machine only; production posts only for a run that confirmed production."""
+    monkeypatch.setenv("SKOLFLOW_PROFILE", profile)
+    monkeypatch.setenv(WEBHOOK_URL_ENV, receiver.url("webhook") + NOTICES_PATH if url == "receiver" else url)
+    state = await failing_flow(return_state=True)
+    assert state.is_failed() and notices(receiver) == []
+    logs = await run_logs(state.state_details.flow_run_id)
+    reason = "profile 'sandbox' only talks to sandboxes" if profile == "sandbox" else "confirm_production=True"
+    assert any(line.startswith("WARNING failure notice not sent: webhook:") and reason in line for line in logs)
+
+
 async def test_an_unreachable_webhook_is_a_warning_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(WEBHOOK_URL_ENV, f"http://127.0.0.1:{free_port()}{NOTICES_PATH}")
     state = await failing_flow(return_state=True)

@@ -31,9 +31,10 @@ from skolflow.sandbox.dataset import generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
 from skolflow.sandbox.timetable import DEFAULT_API_KEY, DEFAULT_DOMAIN, Timetable, build_timetable
+from tests.remote import MOCKED_REMOTE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "skola24" / "examples"
-FAST = HttpSettings(retry=RetryPolicy(attempts=3, backoff_base=0.0))
+FAST = HttpSettings(retry=RetryPolicy(attempts=3, backoff_base=0.0), door=MOCKED_REMOTE)
 SCHOOL = "3f2a9c4e-8b1d-5e6f-9a0b-1c2d3e4f5a6b"
 TEACHER = "0b7e2c1a-4d5f-4e6a-8b9c-0d1e2f3a4b5c"
 GROUP = "4e0b5f4d-7a8c-5b9d-9e2f-3a4b5c6d7e8f"

@@ -45,11 +45,12 @@ from skolflow.sandbox.dataset import (
     generate,
 )
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from tests.remote import MOCKED_REMOTE
 
 SUBSET = Path(__file__).resolve().parents[1] / "schemas" / "ss12000" / "ss12000-subset.yaml"
 BASE = "https://ss12000.example/v2.0"
 TOKEN = "test-token"
-FAST = HttpSettings(retry=RetryPolicy(attempts=3, backoff_base=0.001, backoff_max=0.01))
+FAST = HttpSettings(retry=RetryPolicy(attempts=3, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +109,16 @@ async def test_persons_follows_page_token_to_the_end_with_only_token_and_limit()
 @respx.mock
 async def test_organisations_filters_are_sent_as_the_contract_names_them() -> None:
     route = respx.get(f"{BASE}/organisations").mock(return_value=httpx.Response(200, json={"data": [_org(1)]}))
-    after = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    after = dt.datetime(2023, 3, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     async with SS12000Client(BASE, TOKEN, FAST, page_size=None) as ss:
-        orgs = [o async for o in ss.organisations(organisation_type="Skolenhet", school_unit_code=["111", "222"],
-                                                   meta_modified_after=after)]
+        orgs = [o async for o in ss.organisations(organisation_type="Skolenhet",
+                                                   school_unit_code=["00000001", "222"], meta_modified_after=after)]
 
     assert [o.schoolUnitCode for o in orgs] == ["00000001"]
     params = route.calls.last.request.url.params
     assert params.get_list("type") == ["Skolenhet"]
-    assert params.get_list("schoolUnitCode") == ["111", "222"]
-    assert params["meta.modified.after"] == "2025-03-01T12:00:00+01:00"  # the "+" survives encoding
+    assert params.get_list("schoolUnitCode") == ["00000001", "222"]
+    assert params["meta.modified.after"] == "2023-03-01T12:00:00+01:00"  # the "+" survives encoding
     assert "limit" not in params
 
 
@@ -347,7 +348,7 @@ async def test_paging_returns_every_person_exactly_once(sandbox: str, dataset: D
 
 
 async def test_paging_survives_injected_server_errors(dataset: Dataset) -> None:
-    retrying = HttpSettings(retry=RetryPolicy(attempts=8, backoff_base=0.001, backoff_max=0.01))
+    retrying = HttpSettings(retry=RetryPolicy(attempts=8, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
     with SandboxServer() as srv:
         url = srv.start("ss12000", with_faults(create_app(dataset, token=TOKEN, page_size_max=5), "ss12000"))
         httpx.put(f"{url}/_sandbox/faults", json={"server_error": 0.3, "seed": 3}).raise_for_status()

@@ -33,6 +33,9 @@ from skolflow.connectors.udir import (
 from skolflow.connectors.udir.client import SERVER_ERROR_MESSAGE
 from skolflow.connectors.udir.models import (
     ApiError,
+    Eksamen,
+    Eksamensperiode,
+    Eksamensplan,
     EksamensplanResponse,
     Karakteroversikt,
     PameldingReference,
@@ -42,8 +45,9 @@ from skolflow.connectors.udir.sandbox import DEFAULT_CLIENTS, create_app
 from skolflow.identity import mask
 from skolflow.sandbox.runner import SandboxServer, with_faults
 from skolflow.sandbox.udir_data import CURRENT_PERIOD, PREVIOUS_PERIOD, UdirData, candidates_at, fodselsnr, generate
+from tests.remote import MOCKED_REMOTE
 
-FAST = HttpSettings(retry=RetryPolicy(attempts=3, backoff_base=0.001, backoff_max=0.01))
+FAST = HttpSettings(retry=RetryPolicy(attempts=3, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
 BASE = "https://eksamenapi-sas.example.no"
 ORGNR = "875561162"
 OTHER_VGS = "974589664"
@@ -64,6 +68,16 @@ def gruppe(fagkode: str, *members: Kandidat, navn: str | None = None, variant: s
                           kandidatgruppeansvarlige=[Kandidatgruppeansvarlig(fodselsnr=TEACHER, fornavn="Kari",
                                                                             etternavn="Lie", malform="Bokmal")],
                           kandidater=list(members))
+
+
+def plan(vgs: tuple[str, ...] = (), gs: tuple[str, ...] = (), period: str = CURRENT_PERIOD) -> EksamensplanResponse:
+    """A period's eksamensplan, a plan per level."""
+    day = dt.datetime(2026, 5, 15, 9)
+    periode = Eksamensperiode(kode=period, pamelding_start=day, pamelding_stopp=day, gjennomforing_start=day,
+                              gjennomforing_stopp=day)
+    return EksamensplanResponse(eksamensplaner=[
+        Eksamensplan(opplaeringsniva=level, eksamensperiode=periode, eksamener=[Eksamen(fagkode=c) for c in codes])
+        for level, codes in (("GS", gs), ("VGS", vgs))])
 
 
 def pamelding(*groups: Kandidatgruppe, orgnr: str = ORGNR, **changes: Any) -> Pamelding:
@@ -101,11 +115,36 @@ def test_request_problems_are_all_reported() -> None:
     broken = STUDENT[:-1] + str((int(STUDENT[-1]) + 1) % 10)
     doc = pamelding(gruppe("NOR1211", kandidat(), navn="3A"), gruppe("NOR1211", kandidat(broken), navn="3a "),
                     gruppe("FYS9999", kandidat()), eksamens_periode_kode="V26", epostadresse_ved_feil="nei")
-    found = [p.rule for p in request_problems(doc, {"NOR1211"})]
+    found = [p.rule for p in request_problems(doc, plan(("NOR1211",), period="V26"))]
     assert sorted(found) == sorted([rules.RULE_PERIOD, rules.RULE_EMAIL, rules.RULE_GROUP_NAME,
                                     rules.RULE_FODSELSNUMMER, rules.RULE_FAGKODE])
-    assert request_problems(pamelding(gruppe("NOR1211", kandidat())), {"NOR1211"}) == []
+    assert request_problems(pamelding(gruppe("NOR1211", kandidat())), plan(("NOR1211",))) == []
     assert request_problems(pamelding(gruppe("FYS9999", kandidat())), None) == []
+
+
+def test_a_fagkode_is_judged_in_the_plan_of_the_registrations_level() -> None:
+    both = plan(vgs=("NOR1211",), gs=("MAT0010",))
+    doc = pamelding(gruppe("NOR1211", kandidat()), gruppe("MAT0010", kandidat()), gruppe("FYS9999", kandidat()))
+
+    def found(document: Pamelding, school_level: Any = None) -> list[tuple[str, str | None]]:
+        return [(p.rule, p.fagkode) for p in request_problems(document, both, school_level)]
+
+    # Without a level of its own, the registration is judged at the school's.
+    assert found(doc, "VGS") == [(rules.RULE_LEVEL, "MAT0010"), (rules.RULE_FAGKODE, "FYS9999")]
+    assert found(doc.model_copy(update={"opplaeringsniva": "GS"}), "VGS") == [(rules.RULE_LEVEL, "NOR1211"),
+                                                                               (rules.RULE_FAGKODE, "FYS9999")]
+    assert found(doc) == [(rules.RULE_FAGKODE, "FYS9999")]  # a caller that cannot tell the level: any plan
+    (level,) = [p for p in request_problems(doc, both, "VGS") if p.rule == rules.RULE_LEVEL]
+    assert level.message == ("Fagkoden MAT0010 finnes ikke i eksamensplanen for videregående (VGS) i V-2026: den er "
+                             "en eksamen for grunnskolen (GS).")
+
+
+def test_a_well_formed_period_udir_has_no_plan_for_is_refused() -> None:
+    doc = pamelding(gruppe("NOR1211", kandidat()), eksamens_periode_kode="V-2031")
+    assert [(p.rule, p.message) for p in request_problems(doc, plan(("NOR1211",)))] == [
+        (rules.RULE_PERIOD, "Eksamensperioden V-2031 finnes ikke i Udirs eksamensplaner.")]
+    assert [p.rule for p in request_problems(doc.model_copy(update={"eksamens_periode_kode": "V2031"}),
+                                             EksamensplanResponse())] == [rules.RULE_PERIOD]
 
 
 def breaks(*entries: tuple[str, str | None]) -> list[tuple[str, str | None]]:
@@ -333,7 +372,8 @@ async def test_400_for_an_invalid_fodselsnummer_unknown_fagkode_and_a_repeated_g
     broken = student[:-1] + str((int(student[-1]) + 1) % 10)
     cases = [
         (pamelding(gruppe("NOR1211", kandidat(broken))), "Fødselsnummeret"),
-        (pamelding(gruppe("MAT0010", kandidat(student))), "MAT0010 finnes ikke"),  # a GS exam at a VGS school
+        (pamelding(gruppe("MAT0010", kandidat(student))),  # a GS exam at a VGS school
+         "MAT0010 finnes ikke i eksamensplanen for videregående (VGS) i V-2026: den er en eksamen for grunnskolen"),
         (pamelding(gruppe("SAM3073", kandidat(student), variant="LOKAL")), "SAM3073 finnes ikke"),  # other school's
         (pamelding(gruppe("NOR1211", kandidat(student), navn="3A"), gruppe("NOR1211", kandidat(own(data)[1]),
                                                                            navn="3A")), "ikke unikt"),
@@ -346,6 +386,20 @@ async def test_400_for_an_invalid_fodselsnummer_unknown_fagkode_and_a_repeated_g
             assert broken not in str(info.value)
         registered = await client.registered(ORGNR, CURRENT_PERIOD)
     assert not any(g for e in registered.eksamenspameldinger if e.fagkode == "MAT0010" for g in e.kandidatgrupper)
+
+
+async def test_a_registration_is_judged_at_the_schools_level_when_it_names_none(sandbox_url: str,
+                                                                               data: UdirData) -> None:
+    student = candidates_at(data.candidates, GS_SCHOOL)[0].fodselsnr
+    at_gs_school = {"orgnr": GS_SCHOOL, "skolenavn": "Fjellheim skole"}
+    async with udir(sandbox_url) as client:
+        report = await finished(client, await client.register(pamelding(gruppe("MAT0010", kandidat(student)),
+                                                                        **at_gs_school)))
+        with pytest.raises(UdirApiError) as info:
+            await client.register(pamelding(gruppe("NOR1211", kandidat(student)), **at_gs_school))
+    assert outcomes(report) == {(student, "MAT0010"): "Pameldt"}
+    assert info.value.status_code == 400
+    assert info.value.message == rules.fagkode_problem("NOR1211", plan(("NOR1211",)), "GS", CURRENT_PERIOD).message
 
 
 async def test_registration_is_processed_asynchronously_to_ferdig(sandbox_url: str, data: UdirData) -> None:

@@ -5,6 +5,7 @@ import resource
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from skolflow.connectors import xmlsafe
 
@@ -76,3 +77,32 @@ def test_iterparse_frees_processed_elements() -> None:
         roots.add(len(element.getparent()))
     assert seen == count
     assert max(roots) < count / 10  # only what the parser read ahead, never the whole document
+
+
+def test_iterparse_shows_the_root_before_any_element_so_a_reader_can_refuse_another_kind_of_document() -> None:
+    document = f'<r xmlns="{NS}" from="2025"><elev id="1"/><elev id="2"/></r>'.encode()
+    roots: list[tuple[str, dict[str, str]]] = []
+
+    def look(root: etree._Element) -> None:
+        roots.append((root.tag, dict(root.attrib)))
+
+    ids = [e.get("id") for e in xmlsafe.iterparse(io.BytesIO(document), f"{{{NS}}}elev", on_root=look)]
+
+    assert ids == ["1", "2"]
+    assert roots == [(f"{{{NS}}}r", {"from": "2025"})]  # once, with its attributes
+
+    def refuse(root: etree._Element) -> None:
+        raise xmlsafe.XmlDocumentError(f"not the expected document: {root.tag}")
+
+    other = b'<r xmlns="urn:another:version"/>'  # no <elev> of NS at all: read without a check, it is just empty
+    assert list(xmlsafe.iterparse(io.BytesIO(other), f"{{{NS}}}elev")) == []
+    with pytest.raises(xmlsafe.XmlDocumentError, match="urn:another:version"):
+        list(xmlsafe.iterparse(io.BytesIO(other), f"{{{NS}}}elev", on_root=refuse))
+
+
+def test_iterparse_refuses_entities_before_the_root_is_shown(secret_file: Path) -> None:
+    shown: list[str] = []
+    with pytest.raises(xmlsafe.UnsafeXmlError):
+        list(xmlsafe.iterparse(io.BytesIO(_xxe(secret_file.as_uri())), f"{{{NS}}}elev",
+                               on_root=lambda root: shown.append(root.tag)))
+    assert shown == []

@@ -5,6 +5,10 @@ exponential backoff and jitter for what is transient only: connect errors, timeo
 connections, 429 (honouring ``Retry-After`` / ``X-RateLimit-Reset``) and 5xx. A 4xx is the remote
 system's verdict on our request and is raised at once as :class:`RemoteError`, with the remote
 body kept so that callers can show the system's own words.
+
+:func:`build_client` is the one door out (DESIGN §5): every client it builds checks each request's
+URL with the production guard of its :class:`HttpSettings` before any connection is opened, so no
+caller has to remember to.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from skolflow.guard import Door
 from skolflow.identity import mask_text
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -41,7 +46,7 @@ class RemoteError(Exception):
         self.method = method
         self.url = url
         # The remote body may echo an identity number back: the message is what logs and the UI show.
-        super().__init__(f"{system} answered {status_code} to {method} {url}: {mask_text(body[:500])}")
+        super().__init__(f"{system} answered {status_code} to {method} {mask_text(url)}: {mask_text(body[:500])}")
 
 
 class TransientError(RemoteError):
@@ -113,15 +118,29 @@ class HttpSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transport: httpx.AsyncBaseTransport | None = None
     limits: httpx.Limits = field(default_factory=lambda: DEFAULT_LIMITS)
+    # The production guard every request passes. The default door lets requests out to this machine only:
+    # reaching a real service takes settings built for the run (skolflow.settings.Settings.http).
+    door: Door = field(default_factory=Door)
 
 
 def build_client(
     base_url: str,
     settings: HttpSettings | None = None,
     *,
+    system: str,
     headers: Mapping[str, str] | None = None,
 ) -> httpx.AsyncClient:
+    """A pooled client for ``system`` whose every request, tokens and absolute URLs included, passes the door.
+
+    The check is a request hook rather than a transport, so that the environment's proxy settings still apply.
+    A refusal raises :class:`skolflow.guard.ProductionGuardError` before a connection is made, and is never retried.
+    """
     settings = settings or HttpSettings()
+    door = settings.door
+
+    async def guard(outgoing: httpx.Request) -> None:
+        door.check(system, str(outgoing.url))
+
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=settings.timeout,
@@ -129,6 +148,7 @@ def build_client(
         transport=settings.transport,
         headers=dict(headers or {}),
         follow_redirects=False,
+        event_hooks={"request": [guard]},
     )
 
 

@@ -7,7 +7,7 @@ external entities (file and network reads) and expansion bombs without counting 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -63,11 +63,16 @@ def parse(data: bytes) -> etree._Element:
     return root
 
 
-def iterparse(source: str | Path | IO[bytes], tag: str) -> Iterator[etree._Element]:
+def iterparse(source: str | Path | IO[bytes], tag: str,
+              on_root: Callable[[etree._Element], None] | None = None) -> Iterator[etree._Element]:
     """Stream the elements named ``tag`` (Clark notation) and free each after the caller is done.
 
     Memory stays flat however many elements the document holds: each yielded element is cleared,
     and its processed siblings are dropped from the root.
+
+    ``on_root`` is shown the root element (its name and attributes) before anything is yielded, and may
+    raise to refuse the document. Without it, a document of another kind (another root, another
+    namespace) streams as one holding no ``tag`` at all.
     """
     context = etree.iterparse(source, events=("start", "end"), tag=None, **_parser_options())
     checked = False
@@ -76,6 +81,8 @@ def iterparse(source: str | Path | IO[bytes], tag: str) -> Iterator[etree._Eleme
             if not checked:
                 _refuse_entities(element.getroottree())
                 checked = True
+                if on_root is not None:
+                    on_root(element)
             if event != "end" or element.tag != tag:
                 continue
             yield element

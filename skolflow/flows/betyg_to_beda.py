@@ -11,39 +11,60 @@ import asyncio
 import datetime as dt
 import shutil
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from skolflow.blocks import BedaCredentials, BetygApiCredentials, SS12000Credentials
+from skolflow.boundary import flow, task
 from skolflow.connectors.beda.client import BedaClient
+from skolflow.connectors.beda.models import Fel
 from skolflow.connectors.betyg.client import BetygClient
 from skolflow.connectors.betyg.models import PLATFORM_TIMEZONE, platform_now
 from skolflow.connectors.betygsdokument.client import BetygsdokumentClient
 from skolflow.connectors.http import HttpSettings, RemoteError, TransientError
 from skolflow.connectors.ss12000.client import SS12000Client
+from skolflow.connectors.xmlsafe import XmlDocumentError
+from skolflow.errors import sanitise, scrub
 from skolflow.guard import check_target
-from skolflow.identity import mask_text, validate_swedish_orgnr
+from skolflow.identity import validate_swedish_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.ledger.models import Waiting
 from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
 from skolflow.tasks.batching import Whole, batched
-from skolflow.tasks.beda_report import Prepared, PreparedBatch, Rejection, Selection, StudentInput, What, prepare_batch
+from skolflow.tasks.beda_report import (
+    CAUSES,
+    IDENTITY_JOIN,
+    SCHOOL_UNIT,
+    UNREACHABLE,
+    Prepared,
+    PreparedBatch,
+    Rejection,
+    Selection,
+    StudentInput,
+    What,
+    from_payload,
+    merged,
+    prepare_batch,
+    to_payload,
+)
 from skolflow.tasks.betyg_documents import checked_students, read_documents, student_ids
 from skolflow.tasks.diff import content_hash
 from skolflow.tasks.grades import platform_id
-from skolflow.tasks.identities import ResolvedUnit, read_units, resolve_persons, same_orgnr
+from skolflow.tasks.identities import ResolvedPerson, ResolvedUnit, read_units, resolve_persons, same_orgnr
 from skolflow.tasks.queue import one_at_a_time
 
 PIPELINE = "betyg_to_beda"
 DEFAULT_WINDOW = dt.timedelta(days=14)
+CAUSES_SV = {IDENTITY_JOIN: "identitetskopplingen", SCHOOL_UNIT: "skolenheten", UNREACHABLE: "SS 12000 nåddes inte"}
 
 
 @dataclass
@@ -68,21 +89,45 @@ class BatchReport:
     protected: int = 0
     reconciled: int = 0
     rejected: int = 0
+    unsettled: int = 0  # interrupted earlier and not confirmed with Beda this time: neither sent nor settled
+    waiting: int = 0  # refused for a cause outside the grade: kept in the ledger and tried again by every run
+    unreachable: int = 0  # of the waiting: SS 12000 could not be asked about them
+    waiting_because: dict[str, int] = field(default_factory=dict)  # cause (beda_report.CAUSES) → students
     rejected_rows: list[dict[str, str]] = field(default_factory=list)
+    waiting_rows: list[dict[str, str]] = field(default_factory=list)
     failure: str | None = None
 
-    COUNTS = ("accepted", "unchanged", "planned", "failed", "skipped", "protected", "reconciled", "rejected")
+    COUNTS = ("accepted", "unchanged", "planned", "failed", "skipped", "protected", "reconciled", "rejected",
+              "unsettled", "waiting", "unreachable")
 
     def add(self, other: BatchReport) -> None:
         for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for cause, students in other.waiting_because.items():
+            self.waiting_because[cause] = self.waiting_because.get(cause, 0) + students
         self.rejected_rows += other.rejected_rows
+        self.waiting_rows += other.waiting_rows
         self.failure = self.failure or other.failure
 
     @property
     def outcomes(self) -> int:
         """Students that got an outcome; 'protected' and 'reconciled' are subsets of 'accepted'."""
-        return self.accepted + self.unchanged + self.planned + self.failed + self.skipped + self.rejected
+        return self.accepted + self.unchanged + self.planned + self.failed + self.skipped + self.rejected + \
+            self.unsettled + self.waiting
+
+    def waiting_note(self) -> str:
+        """How many students wait and why, in the words every end of a run uses; empty when none does."""
+        if not self.waiting:
+            return ""
+        causes = ", ".join(f"{cause} {n}" for cause in CAUSES if (n := self.waiting_because.get(cause)))
+        return f"{self.waiting} waiting (outside the grade: {causes}), retried every run until accepted or dismissed"
+
+    def counts(self) -> str:
+        """The four numbers every end of a run states, failed or not, and the students waiting."""
+        delivered = self.accepted + self.unchanged
+        note = self.waiting_note()
+        return (f"{delivered} delivered ({self.accepted} accepted, {self.unchanged} unchanged), {self.rejected} "
+                f"rejected, {self.failed} not delivered, {self.unsettled} unsettled" + (f"; {note}" if note else ""))
 
 
 def _run_name() -> str:
@@ -105,6 +150,64 @@ def _outcome(run_id: str, scope: str, key: str, outcome: Outcome, *, source: str
     return RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=scope, record_key=key, source_key=source,
                          unit=units, content_hash=content_hash_, outcome=outcome, errors=errors or [],
                          request_body=request, response_body=response)
+
+
+def _refused(report: BatchReport, run_id: str, party: str, rejection: Rejection, *, content_hash_: str = "",
+             response: str | None = None) -> RecordOutcome:
+    """A refused student's outcome, counted: 'waiting' when every cause lies outside the grade, else 'rejected'."""
+    units = ",".join(rejection.units)
+    cause = rejection.waits_for
+    if cause is None:
+        report.rejected += 1
+        report.rejected_rows += _rows(rejection, units)
+    else:
+        report.waiting += 1
+        report.unreachable += cause == UNREACHABLE
+        report.waiting_because[cause] = report.waiting_because.get(cause, 0) + 1
+        report.waiting_rows += _rows(rejection, units)
+    return _outcome(run_id, party, rejection.personnummer or rejection.source_id,
+                    Outcome.REJECTED if cause is None else Outcome.WAITING, source=rejection.source_id, units=units,
+                    content_hash_=content_hash_, errors=[f.model_dump() for f in rejection.errors], response=response)
+
+
+@dataclass
+class _Queue:
+    """One batch's changes to the students waiting in the ledger (README § Betyg → Beda, "Nobody left behind").
+
+    A student is kept waiting *before* its outcome is recorded and released *after* its final answer is, so
+    a run killed between the two leaves it waiting, never lost: the next run tries it again (and lets a
+    settled one go when it finds it unchanged). A dry run, or a run narrowed to one kind of merit (whose
+    window the next full run reads again, since it moves no watermark), leaves the queue as it is.
+    """
+
+    ledger: Ledger
+    party: str
+    run_id: str
+    students: dict[str, StudentInput]  # the batch's students by platform id
+    window: tuple[dt.datetime, dt.datetime]
+    enabled: bool
+
+    def keep(self, rejections: Sequence[Rejection]) -> None:
+        """Put or keep these students waiting, with what the platform sent and this try's reasons."""
+        if not self.enabled or not rejections:
+            return
+        rows = [Waiting(pipeline=PIPELINE, scope=self.party, record_key=platform_id(r.source_id),
+                        personnummer=r.personnummer or "", unit=",".join(r.units),
+                        payload=to_payload(self.students[platform_id(r.source_id)], *self.window),
+                        errors=[f.model_dump() for f in r.errors]) for r in rejections]
+        self.ledger.wait(PIPELINE, self.party, self.run_id, rows,
+                         resent={row.record_key for row in rows if self.students[row.record_key].in_window})
+
+    def still(self, prepared: Sequence[Prepared], kod: str, why: str) -> None:
+        """Waiting students this run could not settle with Beda: they go on waiting, with this try's reason."""
+        self.keep([Rejection(p.source_id, p.personnummer, "skolflow", (Fel(kod=kod, falt="", meddelande=why),),
+                             p.units) for p in prepared if self.students[platform_id(p.source_id)].waiting])
+
+    def release(self, source_ids: Iterable[str]) -> None:
+        """These students got a final answer: they wait no more (nor stay dismissed)."""
+        keys = [platform_id(source_id) for source_id in source_ids]
+        if self.enabled and keys:
+            self.ledger.release(PIPELINE, self.party, keys)
 
 
 @task(name="fetch-platform-exports", cache_policy=NO_CACHE, persist_result=False)
@@ -130,22 +233,32 @@ async def school_units_task(systems: Systems) -> dict[str, ResolvedUnit]:
 
 
 async def _reconcile_unsettled(beda: BedaClient, ledger: Ledger, scope: str, run_id: str,
-                             to_send: list[Prepared]) -> tuple[list[Prepared], int]:
-    """A run that died or lost Beda's answer left records unsettled: ask Beda what it holds.
+                               to_send: list[Prepared]) -> tuple[list[Prepared], int, list[Prepared], str]:
+    """A run that died or lost Beda's answer left records unsettled: ask Beda what it holds, student by student.
 
-    What Beda already holds is recorded as accepted and not sent again; the rest is sent.
+    What Beda already holds is recorded as accepted and not sent again; the rest is sent. A student whose check
+    fails stays unsettled (neither sent nor settled: the next run asks again), and the others go on, so every
+    rerun makes progress however flaky Beda is. Returns what to send, how many were settled, the students left
+    unconfirmed and why.
     """
     unsettled = ledger.unsettled(PIPELINE, scope, [p.personnummer for p in to_send])
     if not unsettled:
-        return to_send, 0
+        return to_send, 0, [], ""
     still: list[Prepared] = []
+    unconfirmed: list[Prepared] = []
+    why = ""
     settled: dict[str, tuple[str, dict[str, Any]]] = {}
     outcomes = []
     for prepared in to_send:
         if prepared.personnummer not in unsettled:
             still.append(prepared)
             continue
-        held = await beda.get_student(prepared.personnummer)
+        try:
+            held = await beda.get_student(prepared.personnummer)
+        except RemoteError as exc:
+            unconfirmed.append(prepared)
+            why = f"Beda answered {exc.status_code or 'nothing'} when asked what it holds: {scrub(exc.body[:300])}"
+            continue
         wire = prepared.merits.to_wire()
         held_wire = held.to_wire() if held else {}
         if held and all(content_hash(held_wire.get(k)) == content_hash(v) for k, v in wire.items()
@@ -157,79 +270,122 @@ async def _reconcile_unsettled(beda: BedaClient, ledger: Ledger, scope: str, run
                                      response="already held by Beda (confirmed after an interrupted run)"))
         else:
             still.append(prepared)
+    outcomes += [_outcome(run_id, scope, p.personnummer, Outcome.FAILED, source=p.source_id, units=",".join(p.units),
+                          content_hash_=p.content_hash, errors=[{"kod": "OBEKRÄFTAD", "falt": "", "meddelande": why}])
+                 for p in unconfirmed]
     if settled:
         ledger.accept(PIPELINE, scope, run_id, settled)
-        ledger.record(outcomes)
-    return still, len(settled)
+    ledger.record(outcomes)
+    return still, len(settled), unconfirmed, why
 
 
 @task(name="report-batch-to-beda", cache_policy=NO_CACHE, persist_result=False)
 async def report_batch(batch: Whole[list[StudentInput]], systems: Systems, school_units: Whole[dict[str, ResolvedUnit]],
                        party: str, selection: Selection, what: What, run_id: str, database_url: str,
-                       dry_run: bool) -> BatchReport:
-    """Resolve, check, diff and send one batch; record every student's outcome in the ledger."""
-    students, units = batch.value, school_units.value
-    logger = get_run_logger()
+                       dry_run: bool, window: tuple[dt.datetime, dt.datetime]) -> BatchReport:
+    """Resolve, check, diff and send one batch; record every student's outcome in the ledger.
+
+    Whatever goes wrong, every student of the batch gets an outcome: one the batch did not reach is recorded
+    'failed' with the (sanitised) reason, so the next run takes it up again and the run's counts stay whole.
+    """
+    students = batch.value
     ledger = Ledger.shared(database_url)
+    report = BatchReport()
+    seen: set[str] = set()
+    queue = _Queue(ledger, party, run_id, {platform_id(s.student_id): s for s in students}, window,
+                   enabled=what is What.BOTH and not dry_run)
+    try:
+        return await _report_batch(students, systems, school_units.value, party, selection, what, run_id, ledger,
+                                   dry_run, queue, report, seen)
+    except Exception as exc:
+        failure = str(sanitise(exc))
+        left = [s for s in students if s.student_id not in seen]
+        get_run_logger().error("batch stopped, %d students not reported: %s", len(left), failure)
+        ledger.record([_outcome(run_id, party, s.student_id, Outcome.FAILED, source=s.student_id,
+                                errors=[{"kod": "AVBRUTEN", "falt": "", "meddelande": failure}]) for s in left])
+        report.failed += len(left)
+        report.failure = report.failure or failure
+        return report
+
+
+async def _report_batch(students: list[StudentInput], systems: Systems, units: dict[str, ResolvedUnit], party: str,
+                        selection: Selection, what: What, run_id: str, ledger: Ledger, dry_run: bool, queue: _Queue,
+                        report: BatchReport, seen: set[str]) -> BatchReport:
+    """The batch's work. ``report`` and ``seen`` (students with an outcome) are filled as it goes, for the caller."""
+    logger = get_run_logger()
+
+    def record(outcomes: list[RecordOutcome]) -> None:
+        ledger.record(outcomes)
+        seen.update(o.source_key for o in outcomes if o.outcome is not Outcome.PENDING)
+
+    persons: dict[str, ResolvedPerson] = {}
+    unreachable = None
     try:
         async with SS12000Client(systems.ss12000.base_url, systems.ss12000.token.get_secret_value(),
                                  systems.http) as ss:
             persons = await resolve_persons(ss, (platform_id(s.student_id) for s in students))
     except (TransientError, RemoteError) as exc:
-        failure = f"SS 12000 answered {exc.status_code or 'nothing'}: {mask_text(exc.body[:300])}"
-        logger.error("batch of %d students not resolved: %s", len(students), failure)
-        ledger.record([_outcome(run_id, party, s.student_id, Outcome.FAILED, source=s.student_id,
-                                errors=[{"kod": "SS12000", "falt": "", "meddelande": failure}]) for s in students])
-        return BatchReport(failed=len(students), failure=failure)
+        # Nothing is lost by going on: each student waits in the ledger, and every later run asks again.
+        unreachable = f"SS 12000 answered {exc.status_code or 'nothing'}: {scrub(exc.body[:300])}"
+        logger.error("batch of %d students not resolved, they wait: %s", len(students), unreachable)
+        report.failure = unreachable
     civics = [p.civic_no for p in persons.values() if p.civic_no]
     previous = ledger.sent_state(PIPELINE, party, civics)
     authorised = frozenset(u.code for u in units.values() if u.code and same_orgnr(u.huvudman_orgnr, party))
-    prepared: PreparedBatch = prepare_batch(students, persons, units, authorised, previous, selection, what)
+    prepared: PreparedBatch = prepare_batch(students, persons, units, authorised, previous, selection, what,
+                                            unreachable=unreachable)
 
-    report = BatchReport(unchanged=len(prepared.unchanged), skipped=prepared.skipped,
-                         rejected=len(prepared.rejected))
+    report.unchanged, report.skipped = len(prepared.unchanged), prepared.skipped
+    queue.keep([r for r in prepared.rejected if r.waits_for])
     outcomes = [_outcome(run_id, party, p.personnummer, Outcome.UNCHANGED, source=p.source_id,
                          units=",".join(p.units), content_hash_=p.content_hash) for p in prepared.unchanged]
-    for rejection in prepared.rejected:
-        report.rejected_rows += _rows(rejection)
-        outcomes.append(_outcome(run_id, party, rejection.personnummer or rejection.source_id, Outcome.REJECTED,
-                                 source=rejection.source_id,
-                                 errors=[f.model_dump() for f in rejection.errors]))
+    outcomes += [_refused(report, run_id, party, rejection) for rejection in prepared.rejected]
     if dry_run:
         report.planned = len(prepared.to_send)
         outcomes += [_outcome(run_id, party, p.personnummer, Outcome.PLANNED, source=p.source_id,
                               units=",".join(p.units), content_hash_=p.content_hash,
                               request=p.merits.model_dump_json(by_alias=True, exclude_none=True))
                      for p in prepared.to_send]
-        ledger.record(outcomes)
+        record(outcomes)
         return report
-    ledger.record(outcomes)
+    record(outcomes)
+    queue.release([p.source_id for p in prepared.unchanged] +
+                  [r.source_id for r in prepared.rejected if not r.waits_for])
+    seen.update(s.student_id for s in students if s.student_id not in {p.source_id for p in prepared.to_send})
     if not prepared.to_send:
         return report
 
     beda = systems.beda
     async with BedaClient(beda.base_url, beda.client_id, beda.client_secret.get_secret_value(), party,
                           systems.http) as client:
-        to_send, report.reconciled = await _reconcile_unsettled(client, ledger, party, run_id, prepared.to_send)
+        to_send, report.reconciled, unconfirmed, why = await _reconcile_unsettled(client, ledger, party, run_id,
+                                                                                   prepared.to_send)
+        seen.update(p.source_id for p in prepared.to_send if p not in to_send)
+        queue.release(p.source_id for p in prepared.to_send if p not in to_send and p not in unconfirmed)
+        queue.still(unconfirmed, "OBEKRÄFTAD", why)
         report.accepted += report.reconciled
+        report.unsettled += len(unconfirmed)
+        report.failure = report.failure or (why if unconfirmed else None)
         by_key = {p.personnummer: p for p in to_send}
-        ledger.record([_outcome(run_id, party, p.personnummer, Outcome.PENDING, source=p.source_id,
+        record([_outcome(run_id, party, p.personnummer, Outcome.PENDING, source=p.source_id,
                                 units=",".join(p.units), content_hash_=p.content_hash) for p in to_send])
         try:
             results = await client.send_batch([p.merits for p in to_send]) if to_send else []
         except (TransientError, RemoteError) as exc:
             # Left 'failed': the next run asks Beda what it holds before sending these again.
-            report.failed = len(to_send)
-            report.failure = f"Beda answered {exc.status_code or 'nothing'}: {mask_text(exc.body[:300])}"
+            report.failed += len(to_send)
+            report.failure = f"Beda answered {exc.status_code or 'nothing'}: {scrub(exc.body[:300])}"
             logger.error("batch of %d students not delivered: %s", len(to_send), report.failure)
-            ledger.record([_outcome(run_id, party, p.personnummer, Outcome.FAILED, source=p.source_id,
-                                    units=",".join(p.units), content_hash_=p.content_hash,
-                                    errors=[{"kod": "LEVERANS", "falt": "", "meddelande": report.failure}])
-                           for p in to_send])
+            record([_outcome(run_id, party, p.personnummer, Outcome.FAILED, source=p.source_id,
+                             units=",".join(p.units), content_hash_=p.content_hash,
+                             errors=[{"kod": "LEVERANS", "falt": "", "meddelande": report.failure}])
+                    for p in to_send])
+            queue.still(to_send, "LEVERANS", report.failure)
             return report
 
     accepted: dict[str, tuple[str, dict[str, Any]]] = {}
     answered = []
+    refused: list[Rejection] = []
     for result in results:
         sent = by_key[result.personnummer]
         body = result.model_dump_json(by_alias=True)
@@ -238,31 +394,58 @@ async def report_batch(batch: Whole[list[StudentInput]], systems: Systems, schoo
             answered.append(_outcome(run_id, party, sent.personnummer, Outcome.ACCEPTED, source=sent.source_id,
                                      units=",".join(sent.units), content_hash_=sent.content_hash, response=body))
         else:
-            rejection = Rejection(sent.source_id, sent.personnummer, "Beda", tuple(result.fel))
-            report.rejected += 1
-            report.rejected_rows += _rows(rejection, ",".join(sent.units))
-            answered.append(_outcome(run_id, party, sent.personnummer, Outcome.REJECTED, source=sent.source_id,
-                                     units=",".join(sent.units), content_hash_=sent.content_hash,
-                                     errors=[f.model_dump() for f in result.fel], response=body))
+            rejection = Rejection(sent.source_id, sent.personnummer, "Beda", tuple(result.fel), sent.units)
+            refused.append(rejection)
+            answered.append(_refused(report, run_id, party, rejection, content_hash_=sent.content_hash,
+                                     response=body))
+    queue.keep([r for r in refused if r.waits_for])
     report.accepted += len(accepted)
     report.protected = sum(1 for p in to_send if p.protected and p.personnummer in accepted)
     ledger.accept(PIPELINE, party, run_id, accepted)
-    ledger.record(answered)
+    record(answered)
+    queue.release([by_key[key].source_id for key in accepted] + [r.source_id for r in refused if not r.waits_for])
     return report
 
 
-def _student_inputs(grades_path: Path | None, documents: dict[str, list[Any]]) -> Iterator[StudentInput]:
-    """Students of the grade export (streamed), then those who only have new documents."""
+def _student_inputs(grades_path: Path | None, documents: dict[str, list[Any]],
+                    waiting: dict[str, StudentInput]) -> Iterator[StudentInput]:
+    """Students of the grade export (streamed), then those who only have new documents, then the waiting ones.
+
+    A waiting student the window sends again is taken with the window's version merged in (the newer wins).
+    """
     seen: set[str] = set()
+
+    def newest(key: str, student: StudentInput) -> StudentInput:
+        seen.add(key)
+        return merged(waiting[key], student) if key in waiting else student
+
     if grades_path is not None:
         for student in checked_students(grades_path):
             key = platform_id(student.student_id)
-            seen.add(key)
             student.documents = documents.get(key, [])
-            yield student
+            yield newest(key, student)
     for key, docs in documents.items():
         if key not in seen:
-            yield StudentInput(student_id=docs[0].elev, documents=docs)
+            yield newest(key, StudentInput(student_id=docs[0].elev, documents=docs))
+    for key, student in waiting.items():
+        if key not in seen:
+            yield student
+
+
+def _read_waiting(ledger: Ledger, party: str) -> dict[str, StudentInput]:
+    """The party's waiting students by platform id, read once per run in one query.
+
+    A stored input that can no longer be read (written by a skolflow that read it differently) rejects that
+    student with the reason, rather than failing every run from now on.
+    """
+    students: dict[str, StudentInput] = {}
+    for row in ledger.waiting(PIPELINE, party):
+        try:
+            students[row.record_key] = from_payload(row.payload)
+        except XmlDocumentError as exc:
+            why = f"the waiting student's stored input could not be read ({sanitise(exc)}): report it again with --from"
+            students[row.record_key] = StudentInput(row.record_key, schema_errors=[why], waiting=True, in_window=False)
+    return students
 
 
 def _summary_markdown(totals: BatchReport, start: dt.datetime, end: dt.datetime, party: str, dry_run: bool,
@@ -276,11 +459,17 @@ def _summary_markdown(totals: BatchReport, start: dt.datetime, end: dt.datetime,
         f"| {verb} | {totals.planned if dry_run else totals.accepted} |",
         f"| oförändrade (skickas inte igen) | {totals.unchanged} |",
         f"| avvisade | {totals.rejected} |",
+        f"| väntar: orsaken ligger utanför betyget (försöks igen vid varje körning) | {totals.waiting} |",
         f"| ej levererade (skickas vid nästa körning) | {totals.failed} |",
+        f"| obekräftade hos Beda (frågas igen vid nästa körning) | {totals.unsettled} |",
         f"| utanför urvalet | {totals.skipped} |",
         "",
         f"Skyddade identiteter bland de skickade: {totals.protected} (visas bara som referens).",
         f"Bekräftade hos Beda efter en avbruten körning: {totals.reconciled}.",
+        *([f"Väntande elever: {totals.waiting} ("
+           + ", ".join(f"{CAUSES_SV[cause]} {n}" for cause in CAUSES if (n := totals.waiting_because.get(cause)))
+           + "). De ligger kvar i huvudboken och försöks igen vid varje körning, utan --from, tills Beda godkänner "
+           "dem eller en administratör avskriver dem (`skolflow history beda --pending`)."] if totals.waiting else []),
         "Vattenmärket flyttades fram." if watermark_moved else "Vattenmärket flyttades inte.",
     ]
     return "\n".join(lines)
@@ -314,7 +503,7 @@ async def betyg_to_beda(
     settings = Settings.from_env()
     party = validate_swedish_orgnr(anslutningspart)
     what = What(what)
-    http = settings.http()
+    http = settings.http(confirm_production)
     systems = Systems(BetygApiCredentials.resolve(platform_block), SS12000Credentials.resolve(ss12000_block),
                       BedaCredentials.resolve(beda_block), http)
     check_target("betyg", systems.platform.base_url, settings.profile, confirm_production)
@@ -343,7 +532,7 @@ async def betyg_to_beda(
             return await _report(systems, ledger, settings, run_id, party, selection, what, start, end, dry_run,
                                  workdir, batch_size, concurrency)
         except BaseException as exc:
-            ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
+            ledger.finish_run(run_id, "failed", {"error": str(sanitise(exc))[:1000]})
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -355,13 +544,25 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
     """Everything after the guard: fetch, then batches in parallel (bounded), then artifacts and state."""
     logger = get_run_logger()
     totals = BatchReport()
-    grades_path, documents_path = await fetch_exports(systems, start, end, what, workdir)
-    units = await school_units_task(systems)
+    try:
+        grades_path, documents_path = await fetch_exports(systems, start, end, what, workdir)
+        units = await school_units_task(systems)
+    except RemoteError as exc:
+        message = f"nothing was read, nothing sent ({exc}); {totals.counts()}. The next run tries again."
+        ledger.finish_run(run_id, "failed", {"failure": message})
+        return Failed(message=message)
     documents: dict[str, list[Any]] = defaultdict(list)
-    for document in read_documents(documents_path) if documents_path else ():
-        documents[platform_id(document.elev)].append(document)
-    total = len({platform_id(i) for i in student_ids(grades_path)} | documents.keys() if grades_path
-                else documents.keys())
+    # A run narrowed to one kind of merit leaves the waiting students alone: each holds both kinds.
+    waiting = _read_waiting(ledger, party) if what is What.BOTH else {}
+    try:
+        for document in read_documents(documents_path) if documents_path else ():
+            documents[platform_id(document.elev)].append(document)
+        window = {platform_id(i) for i in student_ids(grades_path)} if grades_path else set()
+        total = len(window | documents.keys() | waiting.keys())
+    except XmlDocumentError as exc:  # another version or kind of document: read as empty it would move the watermark
+        message = f"the platform's answer could not be read, nothing sent ({sanitise(exc)}); {totals.counts()}."
+        ledger.finish_run(run_id, "failed", {"failure": message})
+        return Failed(message=message)
     progress = await artifacts.Progress.start(f"Betyg → Beda {party}: elever behandlade")
     done = 0
     running: set[asyncio.Task[BatchReport]] = set()
@@ -371,14 +572,17 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
         # Submitted to the flow's task runner: threads by default, Dask when the flow is run with a
         # DaskTaskRunner (README § Scale-out).
         future = report_batch.submit(Whole(batch), systems, Whole(units), party, selection, what, run_id,
-                                     settings.database_url, dry_run)
-        result = await asyncio.to_thread(future.result)
+                                     settings.database_url, dry_run, (start, end))
+        try:
+            result = await asyncio.to_thread(future.result)
+        except Exception as exc:  # the task itself never ran to its end: its students count as not delivered
+            result = BatchReport(failed=len(batch), failure=str(sanitise(exc)))
         done += len(batch)
         await progress.update(done, total)
         return result
 
     results: list[BatchReport] = []
-    for batch in batched(_student_inputs(grades_path, documents), batch_size):
+    for batch in batched(_student_inputs(grades_path, documents, waiting), batch_size):
         running.add(asyncio.create_task(one(batch)))
         if len(running) >= max(1, concurrency):
             finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -391,35 +595,48 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
     lost = total - totals.outcomes
 
     # Only a full run moves the watermark: a run narrowed to some units, one student or one kind of merit
-    # leaves the rest of the window unreported, and the next ordinary run must still see it.
+    # leaves the rest of the window unreported, and the next ordinary run must still see it. Waiting students
+    # never hold it back: they are kept in the ledger and every later run takes them up, whatever its window.
     full_run = not selection.school_units and not selection.student and what is What.BOTH
-    watermark_moved = full_run and not dry_run and totals.failed == 0
+    watermark_moved = full_run and not dry_run and totals.failed == 0 and totals.unsettled == 0
     if watermark_moved:
         ledger.set_watermark(PIPELINE, party, end.replace(tzinfo=PLATFORM_TIMEZONE).astimezone(dt.UTC), run_id)
     key = artifacts.artifact_key("betyg-to-beda", party)
     await artifacts.table(f"{key}-avvisade", totals.rejected_rows,
                     f"Avvisade elever ({totals.rejected}) med Bedas eller skolflows egna meddelanden")
+    await artifacts.table(f"{key}-vantande", totals.waiting_rows,
+                          f"Väntande elever ({totals.waiting}): orsaken ligger utanför betyget; de försöks igen vid "
+                          "varje körning tills de godkänns eller avskrivs")
     await artifacts.markdown(f"{key}-sammanfattning",
                        _summary_markdown(totals, start, end, party, dry_run, watermark_moved), "Sammanfattning")
     summary = {"accepted": totals.accepted, "planned": totals.planned, "unchanged": totals.unchanged,
-               "rejected": totals.rejected, "failed": totals.failed, "skipped": totals.skipped,
+               "rejected": totals.rejected, "failed": totals.failed, "unsettled": totals.unsettled,
+               "skipped": totals.skipped, "waiting": totals.waiting, "waiting_because": totals.waiting_because,
                "protected": totals.protected, "reconciled": totals.reconciled, "lost": lost, "students": total}
     delivered = totals.accepted + totals.unchanged + totals.planned
-    if totals.failed and not delivered:
-        status, state = "failed", Failed(message=f"Nothing could be sent to Beda: {totals.failure}")
-    elif totals.failed:
-        status, state = "failed", Failed(
-            message=f"{totals.failed} students not delivered ({totals.failure}); the next run sends them. "
-                    f"{totals.accepted} accepted, {totals.rejected} rejected.")
+    if (totals.failed or totals.unsettled) and not delivered:
+        status, state = "failed", Failed(message=f"Nothing could be sent to Beda ({totals.failure}): "
+                                                 f"{totals.counts()}. The next run takes them up again.")
+    elif totals.failed or totals.unsettled:
+        status, state = "failed", Failed(message=f"Not every student reached Beda ({totals.failure}): "
+                                                 f"{totals.counts()}. The next run takes them up again.")
+    elif totals.unreachable:
+        # Nothing is lost (they wait in the ledger), but an outage is for an administrator to see, not a count.
+        status, state = "failed", Failed(message=f"SS 12000 could not be reached for {totals.unreachable} students "
+                                                 f"({totals.failure}): {totals.counts()}.")
     elif lost:
         status, state = "failed", Failed(message=f"{lost} students got no outcome: a defect, please report it")
     else:
         status = "completed"
+        note = totals.waiting_note()
         state = Completed(message=f"{delivered} students ok ({totals.accepted} accepted, {totals.unchanged} "
-                                  f"unchanged, {totals.planned} planned), {totals.rejected} rejected", data=summary)
+                                  f"unchanged, {totals.planned} planned), {totals.rejected} rejected"
+                                  + (f", {note}" if note else ""), data=summary)
     ledger.finish_run(run_id, status, summary)
     (logger.error if state.is_failed() else logger.info)("%s", state.message)
     for row in totals.rejected_rows[:20]:
         logger.warning("rejected %s: %s %s %s", row["elev"], row["kod"], row["fält"], row["meddelande"])
+    for row in totals.waiting_rows[:20]:
+        logger.warning("waiting %s: %s %s %s", row["elev"], row["kod"], row["fält"], row["meddelande"])
     return state
 

@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
+from skolflow.connectors.http import build_client
 from skolflow.identity import mask
 from skolflow.ledger import Ledger, Outcome
 from skolflow.sandbox import dataset as ds
@@ -27,15 +27,29 @@ from skolflow.tasks.schools import dump_schools
 
 def _show(console: Console, title: str, summary: dict[str, Any], rejected: list[dict[str, str]]) -> None:
     table = Table(title=title, show_header=True)
-    for column in ("students", "sent (accepted)", "unchanged", "rejected", "not delivered", "lost"):
+    for column in ("students", "sent (accepted)", "unchanged", "rejected", "waiting", "not delivered", "lost"):
         table.add_column(column, justify="right")
     table.add_row(str(summary["students"]), str(summary["accepted"]), str(summary["unchanged"]),
-                  str(summary["rejected"]), str(summary["failed"]), str(summary["lost"]))
+                  str(summary["rejected"]), str(summary["waiting"]), str(summary["failed"]), str(summary["lost"]))
     console.print(table)
     for row in rejected[:8]:
         console.print(f"  [yellow]rejected[/] {row['elev']}: {row['kod']} {row['fält']} — {row['meddelande']}")
     if len(rejected) > 8:
         console.print(f"  … and {len(rejected) - 8} more problems (see the run's table artifact)")
+
+
+def _not_yet_in_ss12000(data: ds.Dataset, keep: set[str]) -> ds.Person:
+    """A student the platform has graded but SS 12000 does not hold yet, as with a new enrolment registered late.
+
+    One whose grades Beda accepts, so that once SS 12000 holds them the only thing between them and Beda is the
+    identity join; ``keep`` are students the demo changes later, left alone.
+    """
+    from skolflow.connectors.beda.grade_scales import check_grade
+
+    late = next(p for p in reversed(data.students()) if p.id not in keep and data.records[p.id].grades and not any(
+        check_grade(g.school_form, g.code, g.value, g.assessment) for g in data.records[p.id].grades))
+    data.persons.remove(late)
+    return late
 
 
 def run_demo(students: int = 300, console: Console | None = None) -> dict[str, Any]:
@@ -61,22 +75,34 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
         console.rule("[bold]skolflow demo: Betyg → Beda")
         for name, url in sandboxes.urls.items():
             console.print(f"sandbox {name:9} {url}")
+        students_with_grades = [sid for sid, rec in data.records.items() if len(rec.grades) >= 2][:2]
+        late = _not_yet_in_ss12000(data, set(students_with_grades))
         asyncio.run(betyg_to_beda(anslutningspart=data.huvudman_orgnr, return_state=True))
         ledger = Ledger.shared(database_url)
         first = ledger.runs("betyg_to_beda", limit=1)[0].summary
         _show(console, "First run: every student changed in the last 14 days", first, _rejected(ledger))
+        waiting = ledger.waiting("betyg_to_beda", data.huvudman_orgnr)
+        for row in waiting:
+            reason = "; ".join(f"{e.get('kod')} — {e.get('meddelande')}" for e in row.errors)
+            console.print(f"  [cyan]waiting[/] {mask(row.personnummer) if row.personnummer else row.record_key}: "
+                          f"{reason} (kept in the ledger, tried again by every run)")
 
-        # A teacher corrects one grade and removes another: only those two students are sent again.
+        # SS 12000 catches up with the late student; a teacher corrects one grade and removes another. The
+        # second run's window holds only those two changes: the waiting student comes from the ledger.
+        data.persons.append(late)
         changed_at = platform_now()
-        students_with_grades = [sid for sid, rec in data.records.items() if len(rec.grades) >= 2][:2]
         data.change_grade(students_with_grades[0], 0, "A" if data.records[students_with_grades[0]].grades[0].value
                           != "A" else "B", when=changed_at)
         data.remove_grade(students_with_grades[1], 0, when=changed_at)
         asyncio.run(betyg_to_beda(anslutningspart=data.huvudman_orgnr, end=changed_at + dt.timedelta(minutes=1),
                                   return_state=True))
         second = ledger.runs("betyg_to_beda", limit=1)[0].summary
-        _show(console, "Second run: one grade changed, one removed", second, [])
-        held = httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
+        _show(console, "Second run: one grade changed, one removed, and the waiting student", second, [])
+        still = {row.record_key for row in ledger.waiting("betyg_to_beda", data.huvudman_orgnr)}
+        reached = sum(1 for row in waiting if row.record_key not in still)
+        console.print(f"{reached} waiting student{'s' if reached != 1 else ''} from the first run reached Beda on the "
+                      "second, without --from (skolflow history beda --pending lists those still waiting).")
+        held = asyncio.run(_beda_holds(sandboxes.urls["beda"]))
         console.print(f"Beda's sandbox now holds {len(held)} students, "
                       f"{sum(s['received'] for s in held.values())} deliveries for "
                       f"{sum(s['revisions'] for s in held.values())} changes: nothing was sent twice.")
@@ -84,8 +110,8 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
         udir = _udir(console, demo_dir)
         dnp = _dnp(console, data)
         _where(console, settings, ledger_path)
-        return {"first": first, "second": second, "beda_students": len(held), "skola24_to_haldor": timetable,
-                "udir": udir, "dnp": dnp}
+        return {"first": first, "second": second, "waiting_reached": reached, "beda_students": len(held),
+                "skola24_to_haldor": timetable, "udir": udir, "dnp": dnp}
     finally:
         sandboxes.stop()
         for key, value in previous.items():
@@ -93,6 +119,12 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+async def _beda_holds(url: str) -> dict[str, Any]:
+    """What Beda's sandbox holds per student; read through the guarded client like every other request."""
+    async with build_client(url, system="beda") as client:
+        return (await client.get("/_sandbox/state")).json()["students"]
 
 
 def _skola24_to_haldor(console: Console, sandboxes: systems.Sandboxes, demo_dir: Path) -> dict[str, Any]:
@@ -167,12 +199,12 @@ def _dnp(console: Console, data: ds.Dataset) -> dict[str, Any]:
     summary = Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"]).runs(PIPELINE, limit=1)[0].summary
     table = Table(title=f"Huvudman {data.huvudman_orgnr}: users → duties → groups → activities")
     for column in ("step", "status", "sent", "accepted", "rejected by DNP", "rejected before sending",
-                   "unchanged", "calls"):
+                   "waiting (missing reference)", "unchanged", "calls"):
         table.add_column(column)
     for kind, step in summary.items():
         table.add_row(STEP_LABELS[kind], step["status"], str(step["sent"]), str(step["accepted"]),
-                      str(step["rejected"]), str(step["rejected_before_sending"]), str(step["unchanged"]),
-                      str(step["calls"]))
+                      str(step["rejected"]), str(step["rejected_before_sending"]), str(step["waiting"]),
+                      str(step["unchanged"]), str(step["calls"]))
     console.print(table)
     return summary
 

@@ -3,7 +3,7 @@
 Four steps in DNP's order, each a subflow; a step starts only when the one before it succeeded, and
 only records whose content changed since DNP last accepted them are sent, so a run after a failed
 one sends nothing again that DNP took and in effect starts at the step that failed. One run per
-huvudman at a time (a Prefect global concurrency limit): a second run waits in the queue. After the
+huvudman at a time (a lease in the ledger, :mod:`skolflow.tasks.queue`): a second run waits in the queue. After the
 four steps, what left the SS 12000 source is deleted from DNP, activities first. See README § DNP.
 """
 
@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from skolflow.blocks import DnpCredentials, SS12000Credentials
+from skolflow.boundary import flow
 from skolflow.connectors.dnp.client import Kind
 from skolflow.connectors.dnp.models import Activity, Group, Person
 from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES
+from skolflow.connectors.http import RemoteError
 from skolflow.guard import check_target
 from skolflow.identity import mask, validate_swedish_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
@@ -29,6 +31,7 @@ from skolflow.tasks import artifacts
 from skolflow.tasks.dnp_mapping import Mapped, activity_record_id, map_to_dnp, select_test_activities, staff_record_id
 from skolflow.tasks.dnp_source import Catalogue, Source, read_catalogue, read_source
 from skolflow.tasks.dnp_steps import (
+    DEPENDENCY,
     PIPELINE,
     STEP_LABELS,
     STEPS,
@@ -37,8 +40,10 @@ from skolflow.tasks.dnp_steps import (
     StepReport,
     delete_records,
     record_hash,
+    refused_records,
     scope_of,
     send_records,
+    waits_for_reference,
 )
 from skolflow.tasks.ledger_runs import recorded
 from skolflow.tasks.queue import one_at_a_time
@@ -62,8 +67,8 @@ def _step_name() -> str:
 
 
 @flow(name="dnp-step", flow_run_name=_step_name, persist_result=False)
-async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, dnp_block: str | None = None) -> \
-        StepReport:
+async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, dnp_block: str | None = None,
+                         confirm_production: bool = False) -> StepReport:
     """One step: unchanged records stay, changed ones are sent and followed to DNP's answer."""
     logger = get_run_logger()
     settings = Settings.from_env()
@@ -82,7 +87,7 @@ async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, 
         return StepReport(kind, status="planned", sent=len(changed), unchanged=unchanged)
     if not changed:
         return StepReport(kind, unchanged=unchanged)
-    dnp = Dnp(DnpCredentials.resolve(dnp_block), settings.http())
+    dnp = Dnp(DnpCredentials.resolve(dnp_block), settings.http(confirm_production))
     report = await send_records(dnp, kind, changed, people, huvudman, run_id, settings.database_url)
     report.unchanged = unchanged
     return report
@@ -145,7 +150,7 @@ async def dnp_provisioning(
     logger = get_run_logger()
     settings = Settings.from_env()
     orgnr = validate_swedish_orgnr(huvudman)
-    dnp = Dnp(DnpCredentials.resolve(dnp_block), settings.http())
+    dnp = Dnp(DnpCredentials.resolve(dnp_block), settings.http(confirm_production))
     ss12000 = SS12000Credentials.resolve(ss12000_block)
     check_target("ss12000", ss12000.base_url, settings.profile, confirm_production)
     check_target("dnp", dnp.credentials.opendata_url, settings.profile, confirm_production)
@@ -164,8 +169,13 @@ async def dnp_provisioning(
 async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, ledger: Ledger, run_id: str,
                      orgnr: str, school_units: list[str] | None, test_activities: list[str] | None, dry_run: bool,
                      dnp_block: str | None) -> tuple[State, dict[str, Any]]:
-    source = await read_source(ss12000, settings.http())
-    catalogue = await read_catalogue(dnp.credentials.opendata_url, orgnr, settings.http())
+    try:
+        source = await read_source(ss12000, dnp.http)
+        catalogue = await read_catalogue(dnp.credentials.opendata_url, orgnr, dnp.http)
+    except RemoteError as exc:
+        nothing = ", ".join(f"{STEP_LABELS[k]} 0/0" for k in STEPS)
+        return Failed(message=f"the source could not be read ({exc}); no step started, nothing was sent: {nothing}. "
+                              "The next run tries again."), {}
     wanted = test_activities or [t.displayName for t in catalogue.test_activities] or \
         [name for name, _, _ in DEFAULT_TEST_ACTIVITIES]
     mapped: Mapped = map_to_dnp(source.persons, source.duties, source.groups, source.activities,
@@ -181,8 +191,10 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
     rejected: dict[str, set[str]] = {kind: set() for kind in STEPS}
     for index, kind in enumerate(STEPS):
         before = [r for r in mapped.rejected if r.kind == kind]
+        refusals = [(r.record_id, r.code) for r in before]
         if any(r.status in ("failed", "skipped") for r in reports.values()):
-            reports[kind] = StepReport(kind, status="skipped", rejected_before=len(before))
+            rejected_before, waiting = refused_records(refusals)
+            reports[kind] = StepReport(kind, status="skipped", rejected_before=rejected_before, waiting=waiting)
             continue
         records, refused = _without_rejected(kind, getattr(mapped, kind), rejected)
         ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=orgnr, record_key=r.id, unit=kind,
@@ -192,17 +204,24 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
         _HANDOVER[(run_id, kind)] = (records, people)
         try:
             report = await provision_step(kind=kind, huvudman=orgnr, run_id=run_id, dry_run=dry_run,
-                                          dnp_block=dnp_block)
+                                          dnp_block=dnp_block, confirm_production=dnp.http.door.confirm_production)
         finally:
             _HANDOVER.pop((run_id, kind), None)
-        report.rejected_before += len(before) + len(refused)
-        report.rows = [{"status": "❌ Avvisad av skolflow", "post": r.masked_label, "meddelande":
-                        f"{r.code} {r.rule}: {r.message}"} for r in before] + report.rows
+        rejected_before, waiting = refused_records(refusals + [(r.id, DEPENDENCY) for r, _ in refused])
+        report.rejected_before += rejected_before
+        report.waiting += waiting
+        codes: dict[str, set[str]] = {}
+        for record_id, code in refusals:
+            codes.setdefault(record_id, set()).add(code)
+        report.rows = [{"status": "⏳ Väntar: referens saknas" if waits_for_reference(codes[r.record_id])
+                        else "❌ Avvisad av skolflow", "post": r.masked_label,
+                        "meddelande": f"{r.code} {r.rule}: {r.message}"} for r in before] + report.rows
         rejected[kind] = report.rejected_ids | {r.id for r, _ in refused}
         reports[kind] = report
         await artifacts.table(artifacts.artifact_key("dnp", orgnr, kind), report.rows[:5000],
                               f"{STEP_LABELS[kind]}: {report.accepted} godkända, {report.rejected} avvisade av DNP, "
-                              f"{report.rejected_before} avvisade före sändning, {report.unchanged} oförändrade")
+                              f"{report.rejected_before} avvisade före sändning, {report.waiting} väntar på en "
+                              f"referens som saknas, {report.unchanged} oförändrade")
         await progress.update(index + 1, len(STEPS) + 1)
 
     deletions: dict[str, StepReport] = {}
@@ -225,6 +244,10 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
     failed = next((k for k, r in reports.items() if r.status == "failed"), None)
     failed_deletion = next((k for k, r in deletions.items() if r.status == "failed"), None)
     counts = ", ".join(f"{STEP_LABELS[k]} {r.accepted}/{r.sent}" for k, r in reports.items())
+    if waiting := sum(r.waiting for r in reports.values()):
+        counts += (f"; {waiting} waiting (missing reference: "
+                   + ", ".join(f"{STEP_LABELS[k]} {r.waiting}" for k, r in reports.items() if r.waiting)
+                   + "), sent by the first run after the reference exists")
     if failed:
         return Failed(message=f"step {STEP_LABELS[failed]} failed ({reports[failed].failure}); later steps not "
                               f"started. A new run starts there: what DNP accepted is not sent again. {counts}"), \
@@ -238,9 +261,13 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
 def _summary(orgnr: str, summary: dict[str, dict[str, Any]], dry_run: bool) -> str:
     lines = [f"# DNP-provisionering för huvudman {orgnr}{' (torrkörning)' if dry_run else ''}", "",
              "| steg | status | skickade | godkända | varav varningar | avvisade av DNP | avvisade före sändning "
-             "| oförändrade | ej besvarade | borttagna | anrop |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| väntar (referens saknas) | oförändrade | ej besvarade | borttagna | anrop |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind, s in summary.items():
         lines.append(f"| {STEP_LABELS[kind]} | {s['status']} | {s['sent']} | {s['accepted']} | {s['warnings']} | "
-                     f"{s['rejected']} | {s['rejected_before_sending']} | {s['unchanged']} | {s['failed']} | "
-                     f"{s['deleted']} | {s['calls']} |")
+                     f"{s['rejected']} | {s['rejected_before_sending']} | {s['waiting']} | {s['unchanged']} | "
+                     f"{s['failed']} | {s['deleted']} | {s['calls']} |")
+    lines += ["", "Väntar: posten avvisades bara för att något den hänvisar till saknas (en person, medlem, grupp "
+              "eller tjänstgöring). Källan läses hel vid varje körning, så posten skickas av första körningen efter "
+              "att referensen finns."]
     return "\n".join(lines)

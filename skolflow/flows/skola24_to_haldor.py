@@ -12,17 +12,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 
 from skolflow.blocks import HaldorCredentials, Skola24Credentials
+from skolflow.boundary import flow, task
 from skolflow.connectors.haldor.client import HaldorClient
 from skolflow.connectors.http import HttpSettings, RemoteError, TransientError
 from skolflow.connectors.skola24.client import Skola24Client, Skola24Error
 from skolflow.connectors.skola24.models import Organisation
+from skolflow.errors import scrub
 from skolflow.guard import check_target
 from skolflow.identity import mask_text
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
@@ -129,9 +131,9 @@ async def _guarded(school: SchoolConfig, work: Any) -> SchoolReport:
         return await work
     except Skola24Error as exc:
         return SchoolReport(school.name, status="failed", message=f"Skola24: {exc.code or exc.status_code}: "
-                                                                  f"{mask_text(exc.message)}")
+                                                                  f"{scrub(exc.message)}")
     except (TransientError, RemoteError) as exc:
-        answer = mask_text(exc.body[:300])
+        answer = scrub(exc.body[:300])
         return SchoolReport(school.name, status="failed",
                             message=f"{exc.system} answered {exc.status_code or 'nothing'}: {answer}")
 
@@ -164,7 +166,7 @@ async def skola24_to_haldor(
     check_target("skola24", skola24.base_url, settings.profile, confirm_production)
     if not dry_run:
         check_target("haldor", haldor.base_url, settings.profile, confirm_production)
-    http = settings.http()
+    http = settings.http(confirm_production)
     if start is None or end is None:
         default_start, default_end = default_window(dt.date.today())
         start, end = start or default_start, end or default_end

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from skolflow.blocks import UdirCredentials
+from skolflow.boundary import flow
 from skolflow.connectors.udir import rules
 from skolflow.connectors.udir.models import KandidatFagkode
 from skolflow.flows.udir_registration import checked_candidates, school_of, summary_markdown
@@ -64,7 +65,7 @@ async def udir_reconcile(
 ) -> State:
     """Delete what Udir holds beyond the file, register what it lacks; ``dry_run`` only plans."""
     settings = Settings.from_env()
-    udir = Udir(UdirCredentials.resolve(udir_block), settings.http())
+    udir = Udir(UdirCredentials.resolve(udir_block), settings.http(confirm_production))
     check_target("udir", udir.credentials.base_url, settings.profile, confirm_production)
     school = school_of(orgnr, skolenavn, brukernavn_pas, periodekode, opplaeringsniva, epost_ved_feil)
     ledger = Ledger.shared(settings.database_url)
@@ -130,15 +131,20 @@ async def _reconcile(udir: Udir, ledger: Ledger, run_id: str, school: School, ca
         ledger.record(records)
     done = await register_rows(udir, ledger, run_id, PIPELINE, school, missing, schemas, poll, batch_size)
     counts.update({"deleted": deleted, "not_deleted": still, "registered": done.accepted,
-                   "rejected_by_udir": done.rejected, "failed": done.failed, "unfinished": done.unfinished})
+                   "rejected_by_udir": done.rejected, "refused_by_udir": done.refused, "failed": done.failed,
+                   "unfinished": done.unfinished})
     await artifacts.table(f"{key}-ikke-pameldt", done.rows, "Kandidatfag Udir ikke meldte på")
     await artifacts.markdown(f"{key}-sammendrag", summary_markdown(
         f"Udir-avstemming {school.orgnr} {school.periodekode}",
         {"slettet": deleted, "ikke slettet": still, "meldt på": done.accepted, "avvist av Udir": done.rejected,
+         "avvist av Udir med hele påmeldingen": done.refused,
          "avvist før sending": len(checked.problems), "ikke levert / ikke ferdig": done.failed + done.unfinished},
         ["Sletting holdt tilbake: filen har rader som ikke kunne leses."] if unreadable else []), "Sammendrag")
+    failures = [done.refused_message()] if done.refused else []
     if still or done.failed or done.unfinished:
-        return Failed(message=f"{still} registrations not deleted, {done.failed + done.unfinished} not registered "
-                              f"({done.failure or 'Udir still holds them'})"), counts
+        failures.append(f"{still} registrations not deleted, {done.failed + done.unfinished} not registered "
+                        f"({done.failure or 'Udir still holds them'})")
+    if failures:
+        return Failed(message=". ".join(failures)), counts
     return Completed(message=f"deleted {deleted}, registered {done.accepted}, "
                              f"{done.rejected + len(checked.problems)} not registered", data=counts), counts

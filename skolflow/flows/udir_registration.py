@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from skolflow.blocks import UdirCredentials
+from skolflow.boundary import flow, task
 from skolflow.guard import check_target
 from skolflow.identity import validate_norwegian_orgnr
 from skolflow.ledger import Ledger, Outcome
@@ -63,8 +64,8 @@ async def checked_candidates(udir: Udir, school: School, candidates_file: str) -
     read = await read_file(candidates_file)
     base_url = udir.credentials.base_url
     schemas = await fetch_schemas(base_url, udir.http)
-    plan = await fetch_eksamensplan(base_url, school.periodekode, school.opplaeringsniva, school.orgnr, udir.http)
-    return check(read, school, plan.fagkoder()), schemas
+    plan = await fetch_eksamensplan(base_url, school.periodekode, school.orgnr, udir.http)
+    return check(read, school, plan), schemas
 
 
 def summary_markdown(title: str, counts: dict[str, int], notes: list[str]) -> str:
@@ -95,7 +96,7 @@ async def udir_registration(
     organisasjonsnummer; periodekode: H-YYYY or V-YYYY; brukernavn_pas: the PAS user registering.
     """
     settings = Settings.from_env()
-    udir = Udir(UdirCredentials.resolve(udir_block), settings.http())
+    udir = Udir(UdirCredentials.resolve(udir_block), settings.http(confirm_production))
     check_target("udir", udir.credentials.base_url, settings.profile, confirm_production)
     school = school_of(orgnr, skolenavn, brukernavn_pas, periodekode, opplaeringsniva, epost_ved_feil)
     scope = f"{school.orgnr}/{school.periodekode}"
@@ -136,7 +137,8 @@ async def _register(udir: Udir, ledger: Ledger, run_id: str, school: School, can
         done = await register_rows(udir, ledger, run_id, PIPELINE, school, sending, schemas, poll, batch_size)
 
     counts = {"registered": done.accepted, "planned": len(sending) if dry_run else 0, "already": len(already),
-              "rejected_by_udir": done.rejected, "rejected_before_sending": len(checked.problems),
+              "rejected_by_udir": done.rejected, "refused_by_udir": done.refused,
+              "rejected_before_sending": len(checked.problems),
               "failed": done.failed, "unfinished": done.unfinished}
     await artifacts.table(f"{key}-ikke-pameldt", refused + done.rows,
                           f"Kandidatfag som ikke er påmeldt ({len(refused) + len(done.rows)}), med Udirs "
@@ -145,13 +147,16 @@ async def _register(udir: Udir, ledger: Ledger, run_id: str, school: School, can
         f"Udir-påmelding {school.skolenavn} ({school.orgnr}) {school.periodekode}"
         + (" – prøvekjøring" if dry_run else ""),
         {"påmeldt nå": done.accepted, "ville blitt sendt": counts["planned"], "allerede påmeldt": len(already),
-         "avvist av Udir": done.rejected, "avvist før sending": len(checked.problems),
+         "avvist av Udir": done.rejected, "avvist av Udir med hele påmeldingen": done.refused,
+         "avvist før sending": len(checked.problems),
          "ikke levert": done.failed, "ikke ferdig behandlet": done.unfinished},
         [f"Udir-referanser: {', '.join(done.guids) or '–'}"]), "Sammendrag")
+    failures = [done.refused_message()] if done.refused else []
     if done.failed or done.unfinished:
-        return Failed(message=f"{done.failed + done.unfinished} candidate-subjects without a final answer "
-                              f"({done.failure}); the next run checks Udir's list and sends only what is missing. "
-                              f"{done.accepted} registered."), counts
+        failures.append(f"{done.failed + done.unfinished} candidate-subjects without a final answer ({done.failure}); "
+                        "the next run checks Udir's list and sends only what is missing")
+    if failures:
+        return Failed(message=f"{'. '.join(failures)}. {done.accepted} registered."), counts
     return Completed(message=f"{done.accepted} registered, {len(already)} already with Udir, "
                              f"{len(sending) if dry_run else 0} planned, "
                              f"{done.rejected + len(checked.problems)} not registered", data=counts), counts

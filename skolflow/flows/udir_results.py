@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from skolflow.blocks import UdirCredentials
+from skolflow.boundary import flow, task
 from skolflow.connectors.udir.models import Fagperson, Karakteroversikt
 from skolflow.guard import check_target
 from skolflow.identity import validate_norwegian_orgnr
@@ -78,7 +78,7 @@ async def udir_results(
     write the full number into the files (for an import; the default is masked plus kandidatnummer).
     """
     settings = Settings.from_env()
-    udir = Udir(UdirCredentials.resolve(udir_block), settings.http())
+    udir = Udir(UdirCredentials.resolve(udir_block), settings.http(confirm_production))
     check_target("udir", udir.credentials.base_url, settings.profile, confirm_production)
     orgnr, period = validate_norwegian_orgnr(orgnr), periodekode.strip().upper()
     ledger = Ledger.shared(settings.database_url)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, delete, event, func, or_
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from skolflow.ledger.models import ApiCall, Outcome, RecordOutcome, Run, SentState, Watermark, utcnow
+from skolflow.ledger.models import ApiCall, Outcome, RecordOutcome, Run, SentState, Waiting, Watermark, utcnow
 
 
 def _session(engine: Engine) -> Session:
@@ -70,6 +70,22 @@ class Ledger:
             run.status, run.summary, run.finished_at = status, summary, utcnow()
             session.add(run)
             session.commit()
+
+    def crash_abandoned(self, pipeline: str, scope: str, reason: str) -> list[Run]:
+        """Mark the scope's runs still 'running' as 'crashed', and return them.
+
+        Called by a run that has just taken the scope's lease: one at a time means any other run still
+        'running' died without finishing (kill -9, an evicted pod), and nothing else would ever say so.
+        """
+        with _session(self.engine) as session:
+            runs = list(session.exec(select(Run).where(Run.pipeline == pipeline, Run.scope == scope,
+                                                       Run.status == "running")))
+            for run in runs:
+                run.status, run.finished_at = "crashed", utcnow()
+                run.summary = {**(run.summary or {}), "error": reason}
+                session.add(run)
+            session.commit()
+        return runs
 
     def runs(self, pipeline: str, limit: int = 20) -> list[Run]:
         with _session(self.engine) as session:
@@ -163,6 +179,74 @@ class Ledger:
                         SentState.pipeline == pipeline, SentState.scope == scope, SentState.record_key.in_(chunk))):
                     session.delete(row)
             session.commit()
+
+    # waiting records ------------------------------------------------------------------------------
+    def waiting(self, pipeline: str, scope: str | None = None, *, dismissed: bool = False) -> list[Waiting]:
+        """The records waiting in a scope (every scope when None), oldest first, in one query; or the dismissed ones."""
+        dismissal = Waiting.dismissed_at.is_not(None) if dismissed else Waiting.dismissed_at.is_(None)
+        query = select(Waiting).where(Waiting.pipeline == pipeline, dismissal)
+        if scope is not None:
+            query = query.where(Waiting.scope == scope)
+        with _session(self.engine) as session:
+            return list(session.exec(query.order_by(Waiting.first_seen, Waiting.id)))
+
+    def wait(self, pipeline: str, scope: str, run_id: str, records: Sequence[Waiting], *,
+             resent: Collection[str] = ()) -> None:
+        """Keep ``records`` waiting: a new one is added, one already waiting is tried once more (payload, reasons).
+
+        A dismissed record stays dismissed unless the source sent it again in this run (its key in ``resent``):
+        the dismissal was about the record as it stood, and a new version of it is a new question. One
+        transaction, so a run killed half-way leaves each row as it was or as it is now, never half of it.
+        """
+        now = utcnow()
+        by_key = {r.record_key: r for r in records}
+        with _session(self.engine) as session:
+            existing = {row.record_key: row for chunk in _chunks(list(by_key), 500)
+                        for row in session.exec(select(Waiting).where(
+                            Waiting.pipeline == pipeline, Waiting.scope == scope, Waiting.record_key.in_(chunk)))}
+            for key, new in by_key.items():
+                row = existing.get(key)
+                if row is None:
+                    session.add(Waiting(pipeline=pipeline, scope=scope, record_key=key, personnummer=new.personnummer,
+                                        unit=new.unit, payload=new.payload, errors=new.errors, first_seen=now,
+                                        last_tried=now, first_run_id=run_id, last_run_id=run_id))
+                    continue
+                if row.dismissed_at is not None:
+                    if key not in resent:
+                        continue
+                    row.dismissed_at, row.dismissed_by, row.dismissed_reason = None, "", ""
+                    row.first_seen, row.first_run_id, row.tries = now, run_id, 0
+                row.personnummer, row.unit, row.errors = new.personnummer, new.unit, new.errors
+                row.payload = new.payload
+                row.last_tried, row.last_run_id, row.tries = now, run_id, row.tries + 1
+                session.add(row)
+            session.commit()
+
+    def release(self, pipeline: str, scope: str, keys: Iterable[str]) -> None:
+        """These records got a final answer (accepted, unchanged, or refused for themselves): they wait no more."""
+        with _session(self.engine) as session:
+            for chunk in _chunks(list(keys), 500):
+                session.execute(delete(Waiting).where(Waiting.pipeline == pipeline, Waiting.scope == scope,
+                                                      Waiting.record_key.in_(chunk)))
+            session.commit()
+
+    def dismiss(self, pipeline: str, key: str, *, by: str, reason: str, scope: str | None = None) -> list[Waiting]:
+        """An administrator gives up on a waiting record (by its key or personnummer); the dismissed rows.
+
+        Later runs no longer try it; the row stays, saying who dismissed it, when and why, until the source
+        sends the record again.
+        """
+        query = select(Waiting).where(Waiting.pipeline == pipeline, Waiting.dismissed_at.is_(None),
+                                      or_(Waiting.record_key == key, Waiting.personnummer == key))
+        if scope is not None:
+            query = query.where(Waiting.scope == scope)
+        with _session(self.engine) as session:
+            rows = list(session.exec(query))
+            for row in rows:
+                row.dismissed_at, row.dismissed_by, row.dismissed_reason = utcnow(), by, reason
+                session.add(row)
+            session.commit()
+        return rows
 
     # watermarks -----------------------------------------------------------------------------------
     def watermark(self, pipeline: str, scope: str) -> dt.datetime | None:

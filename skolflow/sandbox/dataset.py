@@ -363,7 +363,7 @@ def _civic_no(rng: random.Random, birth_year: int, used: set[str], coordination:
         base = f"{born:%y%m}{day:02d}{serial}"
         check = luhn.calc_check_digit(base)
         number = f"{birth_year // 100}{base}{check}"
-        if number not in used:
+        if number not in used and serial != "000":  # serial 000 is never issued
             parse_swedish_identity(number)  # the generator must never produce what the rules reject
             used.add(number)
             return number

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from stdnum.no import fodselsnummer
 
+from skolflow.connectors.udir.models import Opplaeringsniva
 from skolflow.identity import validate_norwegian_fodselsnummer, validate_norwegian_orgnr
 
 CURRENT_PERIOD = "V-2026"
@@ -34,7 +35,7 @@ REA3015_VARIANTS = ("JAV", "AS", "CS", "DIV")
 class UdirSchool:
     orgnr: str
     name: str
-    niva: str  # "VGS" or "GS"
+    niva: Opplaeringsniva
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class PlannedExam:
     """One exam of a period's plan; ``schools`` limits a variant to those schools (empty: every school)."""
 
     fagkode: str
-    niva: str
+    niva: Opplaeringsniva
     variant: str | None = None
     schools: frozenset[str] = frozenset()
     day: int = 0  # days after the period's first exam day

@@ -1,25 +1,67 @@
 """Preparing one batch of students for Beda: resolve, select, build, check, diff. Pure, no Prefect, no HTTP.
 
 Every student ends in exactly one bucket — to send, unchanged, or rejected with the rule it broke —
-so one bad student never stops the others and none is lost silently.
+so one bad student never stops the others and none is lost silently. A rejection whose every cause lies
+outside the grade (:attr:`Rejection.waits_for`: the identity join, the school unit, SS 12000 out of reach)
+is one no fix at the platform would bring back in a later window, so the flow keeps the student waiting in
+the ledger, its input stored in the platform's own formats (:func:`to_payload`), and tries it again every run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import datetime as dt
+import io
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from skolflow.connectors.beda.models import Examen, Fel, Merits
-from skolflow.connectors.beda.validation import validate_merits
+from skolflow.connectors.beda.validation import (
+    PERSONNUMMER_OGILTIGT,
+    SKOLENHET_EJ_BEHORIG,
+    SKOLENHETSKOD_OGILTIG,
+    validate_merits,
+)
+from skolflow.connectors.betyg import codec as betyg_codec
 from skolflow.connectors.betyg.models import StudentGrades
+from skolflow.connectors.betygsdokument import codec as dokument_codec
 from skolflow.connectors.betygsdokument.models import GradeDocument
+from skolflow.connectors.xmlsafe import XmlDocumentError
 from skolflow.identity import mask
 from skolflow.ledger import SentState
 from skolflow.tasks.diff import content_hash
 from skolflow.tasks.grades import merge_examen, platform_id, to_examen, to_kursbetyg
 from skolflow.tasks.identities import ResolvedPerson, ResolvedUnit
+
+ELEV_OKAND = "ELEV_OKAND"
+PERSONNUMMER_SAKNAS = "PERSONNUMMER_SAKNAS"
+SKOLENHET_OKAND = "SKOLENHET_OKAND"
+SS12000_UNREACHABLE = "SS12000"
+
+IDENTITY_JOIN = "identity join"
+SCHOOL_UNIT = "school unit"
+UNREACHABLE = "SS 12000 unreachable"
+# Codes whose cause lies outside the grade, by the cause shown, most telling first. The personnummer and the
+# unit's skolenhetskod and huvudman are SS 12000's (Beda's authorisation is UHR's): fixing them never makes
+# the platform send the student again, so a student refused only for these waits instead.
+OUTSIDE_THE_GRADE: dict[str, str] = {
+    SS12000_UNREACHABLE: UNREACHABLE,
+    ELEV_OKAND: IDENTITY_JOIN,
+    PERSONNUMMER_SAKNAS: IDENTITY_JOIN,
+    PERSONNUMMER_OGILTIGT: IDENTITY_JOIN,
+    SKOLENHET_OKAND: SCHOOL_UNIT,
+    SKOLENHET_EJ_BEHORIG: SCHOOL_UNIT,
+    SKOLENHETSKOD_OGILTIG: SCHOOL_UNIT,
+}
+CAUSES = tuple(dict.fromkeys(OUTSIDE_THE_GRADE.values()))
+
+
+def _outside_the_grade(fel: Fel) -> bool:
+    # A grade's skolenhetskod is SS 12000's; a diploma's is written in the document itself.
+    if fel.kod == SKOLENHETSKOD_OGILTIG:
+        return fel.falt.startswith("kursbetyg")
+    return fel.kod in OUTSIDE_THE_GRADE
 
 
 class What(StrEnum):
@@ -40,12 +82,57 @@ class What(StrEnum):
 
 @dataclass
 class StudentInput:
-    """What the platform said about one student in this window."""
+    """What the platform said about one student: in this window, while the student waited, or both."""
 
     student_id: str  # platform GUID as the document wrote it
     grades: StudentGrades | None = None
     documents: list[GradeDocument] = field(default_factory=list)
     schema_errors: list[str] = field(default_factory=list)
+    waiting: bool = False  # the ledger held the student waiting when the run started
+    in_window: bool = True  # the platform sent the student in this run's window
+
+
+def merged(queued: StudentInput, window: StudentInput) -> StudentInput:
+    """A waiting student the window sends again: the newer version wins, part by part.
+
+    An ``<elev>`` in the window is the student's complete list and replaces the stored one (a broken one too:
+    that is the grade's own fault and rejects the student); the window's diplomas replace stored ones of the
+    same type, as the platform sends only the latest document of each type.
+    """
+    sent_grades = window.grades is not None or bool(window.schema_errors)
+    documents = {d.typ: d for d in queued.documents} | {d.typ: d for d in window.documents}
+    return StudentInput(window.student_id, window.grades if sent_grades else queued.grades, list(documents.values()),
+                        window.schema_errors, waiting=True, in_window=True)
+
+
+def to_payload(student: StudentInput, start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    """A waiting student's input as the platform's own documents (one student each), for the ledger.
+
+    The platform's formats are versioned contracts, unlike skolflow's models: read back with the same codecs
+    (:func:`from_payload`), a student stored before an upgrade of skolflow is still understood after it.
+    """
+    payload: dict[str, str] = {}
+    if student.grades is not None:
+        body = io.BytesIO()
+        betyg_codec.encode(body, [student.grades], start, end)
+        payload["betyg"] = body.getvalue().decode()
+    if student.documents:
+        body = io.BytesIO()
+        dokument_codec.encode(body, student.documents, start, end)
+        payload["betygsdokument"] = body.getvalue().decode()
+    return payload
+
+
+def from_payload(payload: Mapping[str, str]) -> StudentInput:
+    """A waiting student's stored input, read as the platform's answers are read."""
+    students = list(betyg_codec.iter_students(io.BytesIO(payload["betyg"].encode()))) if "betyg" in payload else []
+    grades = students[0] if students else None
+    documents = list(dokument_codec.iter_documents(io.BytesIO(payload["betygsdokument"].encode()))) \
+        if "betygsdokument" in payload else []
+    if grades is None and not documents:
+        raise XmlDocumentError("the stored input holds neither an <elev> nor a <dokument>")
+    student_id = grades.student_id if grades else documents[0].elev
+    return StudentInput(student_id, grades, documents, waiting=True, in_window=False)
 
 
 @dataclass(frozen=True)
@@ -67,10 +154,22 @@ class Rejection:
     personnummer: str | None
     source: str  # "skolflow" (checked before sending) or "Beda"
     errors: tuple[Fel, ...]
+    units: tuple[str, ...] = ()  # the skolenhetskoder known for the student, for the tables
 
     @property
     def shown(self) -> str:
         return mask(self.personnummer) if self.personnummer else self.source_id
+
+    @property
+    def waits_for(self) -> str | None:
+        """The cause outside the grade this student waits for (one of :data:`CAUSES`), or None.
+
+        None when any error lies in the grade itself: the student is rejected, and the fix at the platform
+        brings them into a later window.
+        """
+        if not self.errors or not all(_outside_the_grade(f) for f in self.errors):
+            return None
+        return next(cause for cause in CAUSES if any(OUTSIDE_THE_GRADE[f.kod] == cause for f in self.errors))
 
 
 @dataclass
@@ -102,15 +201,21 @@ def _held_units(content: Mapping[str, Any]) -> list[str]:
 
 
 def prepare_batch(
-    students: list[StudentInput],
+    students: Sequence[StudentInput],
     persons: Mapping[str, ResolvedPerson],
     units: Mapping[str, ResolvedUnit],
     authorised_units: frozenset[str],
     previous: Mapping[str, SentState],
     selection: Selection,
     what: What,
+    *,
+    unreachable: str | None = None,
 ) -> PreparedBatch:
-    """``previous`` is keyed by personnummer; ``persons`` and ``units`` by SS 12000 id."""
+    """``previous`` is keyed by personnummer; ``persons`` and ``units`` by SS 12000 id.
+
+    ``unreachable`` says why SS 12000 could not be asked about the batch's persons: each student is then
+    rejected for that (a cause outside the grade: it waits) unless the grade itself is broken too.
+    """
     batch = PreparedBatch()
     for student in students:
         person = persons.get(platform_id(student.student_id))
@@ -121,7 +226,7 @@ def prepare_batch(
         for index, grade in enumerate(student.grades.grades if student.grades else ()):
             unit = units.get(platform_id(grade.skola))
             if unit is None or not unit.code:
-                unit_errors.append(_fel("SKOLENHET_OKAND", f"kursbetyg[{index}].skola",
+                unit_errors.append(_fel(SKOLENHET_OKAND, f"kursbetyg[{index}].skola",
                                         f"skolan {grade.skola} finns inte som skolenhet i SS 12000-källan"))
                 continue
             grade_units.append(unit.code)
@@ -134,14 +239,17 @@ def prepare_batch(
         if not selection.includes(student.student_id, [*all_units, *_held_units(held)]):
             batch.skipped += 1
             continue
+        shown_units = tuple(sorted(set(all_units)))
         errors = [_fel("XSD", "", message) for message in student.schema_errors] + unit_errors
-        if person is None:
-            errors.append(_fel("ELEV_OKAND", "elev", f"eleven {student.student_id} finns inte i SS 12000-källan"))
+        if unreachable is not None:
+            errors.append(_fel(SS12000_UNREACHABLE, "elev", unreachable))
+        elif person is None:
+            errors.append(_fel(ELEV_OKAND, "elev", f"eleven {student.student_id} finns inte i SS 12000-källan"))
         elif not civic:
-            errors.append(_fel("PERSONNUMMER_SAKNAS", "personnummer",
+            errors.append(_fel(PERSONNUMMER_SAKNAS, "personnummer",
                                f"eleven {student.student_id} saknar personnummer i SS 12000-källan"))
         if errors:
-            batch.rejected.append(Rejection(student.student_id, civic, "skolflow", tuple(errors)))
+            batch.rejected.append(Rejection(student.student_id, civic, "skolflow", tuple(errors), shown_units))
             continue
         send_grades = what.grades and student.grades is not None
         send_diplomas = what.diplomas and bool(documents)
@@ -156,13 +264,13 @@ def prepare_batch(
             continue
         problems = validate_merits(merits, authorised_units)
         if problems:
-            batch.rejected.append(Rejection(student.student_id, civic, "skolflow", tuple(problems)))
+            batch.rejected.append(Rejection(student.student_id, civic, "skolflow", tuple(problems), shown_units))
             continue
         wire = merits.to_wire()
         changed = {key for key in ("kursbetyg", "examen")
                    if key in wire and content_hash(wire[key]) != content_hash(held.get(key))}
         content = {**held, **wire}
-        prepared = Prepared(student.student_id, civic, merits, content, content_hash(content),
-                            tuple(sorted(set(all_units))), person.protected)
+        prepared = Prepared(student.student_id, civic, merits, content, content_hash(content), shown_units,
+                            person.protected)
         (batch.to_send if changed else batch.unchanged).append(prepared)
     return batch

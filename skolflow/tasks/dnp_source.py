@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
 from skolflow.blocks import SS12000Credentials
+from skolflow.boundary import task
 from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.dnp.opendata import OpenDataClient
 from skolflow.connectors.http import HttpSettings

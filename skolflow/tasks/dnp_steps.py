@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 
 from skolflow.blocks import DnpCredentials
+from skolflow.boundary import task
+from skolflow.connectors.dnp import rules
 from skolflow.connectors.dnp.client import (
     MAX_PAYLOAD_BYTES,
     DnpClient,
@@ -31,6 +33,7 @@ from skolflow.connectors.dnp.client import (
 from skolflow.connectors.dnp.models import Activity as DnpActivity
 from skolflow.connectors.dnp.models import AsynchronousResponse, Duty, Group, LogEntry, Person, RecordResult
 from skolflow.connectors.http import HttpSettings
+from skolflow.errors import sanitise
 from skolflow.identity import mask, mask_text
 from skolflow.ledger import ApiCall, Ledger, Outcome, RecordOutcome
 from skolflow.tasks.diff import content_hash
@@ -43,6 +46,12 @@ TEMPORARY_ROUNDS = 3
 JOB_TIMEOUT_SECONDS = 900.0
 Record = Person | Duty | Group | DnpActivity
 StepStatus = Literal["completed", "failed", "skipped", "planned"]
+# A record refused only because something it references is missing (DNP's "Referens saknas" rules, and
+# skolflow's SF-BEROENDE: the reference was refused in an earlier step) is not at fault itself. The source is
+# read whole every run and nothing of it is held back, so it goes as soon as the reference exists: it waits.
+DEPENDENCY = "SF-BEROENDE"
+MISSING_REFERENCE = frozenset({rules.PERSON_MISSING, rules.MEMBER_MISSING, rules.GROUP_MISSING, rules.DUTY_MISSING,
+                               DEPENDENCY})
 STATUS_MARK = {"Success": "✅", "Warning": "⚠️", "Error": "❌", "TooLarge": "❌", "TemporaryError": "⏳", "Failed": "❌",
                "Planned": "📝", "Deleted": "🗑️"}
 
@@ -58,6 +67,21 @@ class Dnp:
 
 def scope_of(huvudman: str, kind: str) -> str:
     return f"{huvudman}/{kind}"
+
+
+def waits_for_reference(codes: Iterable[str]) -> bool:
+    """A refusal whose every code is a missing reference: the record waits for it rather than being rejected."""
+    found = set(codes)
+    return bool(found) and found <= MISSING_REFERENCE
+
+
+def refused_records(refusals: Iterable[tuple[str, str]]) -> tuple[int, int]:
+    """(rejected, waiting) records among refusals given as (record id, code), one per broken rule."""
+    codes: dict[str, set[str]] = {}
+    for record_id, code in refusals:
+        codes.setdefault(record_id, set()).add(code)
+    waiting = sum(1 for found in codes.values() if waits_for_reference(found))
+    return len(codes) - waiting, waiting
 
 
 def record_hash(record: Record) -> str:
@@ -79,6 +103,7 @@ class StepReport:
     warnings: int = 0
     rejected: int = 0  # by DNP
     rejected_before: int = 0  # by skolflow, before sending
+    waiting: int = 0  # refused (by DNP or skolflow) only for a missing reference: sent once it exists
     unchanged: int = 0
     failed: int = 0
     deleted: int = 0
@@ -89,7 +114,7 @@ class StepReport:
 
     def counts(self) -> dict[str, Any]:
         return {"status": self.status, "sent": self.sent, "accepted": self.accepted, "warnings": self.warnings,
-                "rejected": self.rejected, "rejected_before_sending": self.rejected_before,
+                "rejected": self.rejected, "rejected_before_sending": self.rejected_before, "waiting": self.waiting,
                 "unchanged": self.unchanged, "failed": self.failed, "deleted": self.deleted, "calls": self.calls,
                 **({"failure": self.failure} if self.failure else {})}
 
@@ -194,7 +219,7 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
                 logger.warning("%s: %d records answered TemporaryError, sending them again", kind, len(pending))
                 await asyncio.sleep(min(2.0 ** attempt, 10.0))
     except (DnpError, TimeoutError) as exc:
-        report.failure = mask_text(str(exc))[:500]
+        report.failure = str(sanitise(exc))[:500]
         logger.error("%s step stopped: %s", kind, report.failure)
     finally:
         report.calls = calls.count
@@ -213,9 +238,12 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
             kind_of = Outcome.ACCEPTED
             errors = _log(result.response.warnings) if result else []
         elif status == "Error":
-            report.rejected += 1
             report.rejected_ids.add(record.id)
             kind_of, errors = Outcome.REJECTED, _log(result.response.errors) if result else []
+            if waits_for_reference(e["kod"] for e in errors):
+                report.waiting += 1
+            else:
+                report.rejected += 1
         elif status == "TooLarge":
             report.rejected_before += 1
             report.rejected_ids.add(record.id)
@@ -259,7 +287,7 @@ async def delete_records(dnp: Dnp, kind: Kind, ids: list[str], labels: dict[str,
                           json.dumps({"jobId": job_id}), job_id)
                 results.update({r.id: r for r in (await _follow(client, kind, job_id, calls)).responses})
     except (DnpError, TimeoutError) as exc:
-        report.failure = mask_text(str(exc))[:500]
+        report.failure = str(sanitise(exc))[:500]
     report.calls = calls.count
     gone, outcomes = [], []
     for record_id in ids:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from skolflow.connectors.beda.models import Examen, Kursbetyg
-from skolflow.connectors.betyg.models import KURSBETYG, GradeRecord
+from skolflow.connectors.betyg.models import KURSBETYG, GradeRecord, subject_code
 from skolflow.connectors.betygsdokument.models import GradeDocument
-
-_LANGUAGE_SUBJECT = re.compile(r"^(M1|M2|ML)$")
 
 
 def platform_id(guid: str) -> str:
@@ -17,19 +14,13 @@ def platform_id(guid: str) -> str:
     return guid.strip().strip("{}").lower()
 
 
-def subject_code(grade: GradeRecord) -> str:
-    """Beda's code for a grade: language subjects carry their language (``M2`` + ``DEU`` → ``M2DEU``)."""
-    if grade.sprak and _LANGUAGE_SUBJECT.match(grade.code):
-        return grade.code + grade.sprak
-    return grade.code
-
-
 def to_kursbetyg(grade: GradeRecord, school_unit_code: str) -> Kursbetyg:
+    """Beda's form of a grade; the codec has already folded a language subject's ``<språk>`` into its code."""
     return Kursbetyg(
         skolenhetskod=school_unit_code,
         skolform=grade.skolform,
         typ="kurs" if grade.kind == KURSBETYG else "amne",
-        kod=subject_code(grade),
+        kod=grade.code,
         betyg=grade.value,
         beslutsdatum=grade.datum,
         provning=grade.provning,
@@ -45,8 +36,7 @@ def merge_examen(previous: Iterable[Examen], latest: Iterable[Examen]) -> list[E
 
 
 def to_examen(document: GradeDocument) -> Examen:
-    subjects = [a.forkortning + (a.sprak or "") if _LANGUAGE_SUBJECT.match(a.forkortning) else a.forkortning
-                for a in document.amnen]
+    subjects = [subject_code(a.forkortning, a.sprak) for a in document.amnen]
     return Examen(
         skolenhetskod=document.skolenhetskod,
         dokumenttyp=document.typ,

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.states import State
 
-from skolflow.identity import mask_text
+from skolflow.errors import sanitise
 from skolflow.ledger import Ledger
 
 
@@ -17,7 +17,7 @@ async def recorded(ledger: Ledger, run_id: str, work: Awaitable[tuple[State, dic
     try:
         state, summary = await work
     except BaseException as exc:
-        ledger.finish_run(run_id, "failed", {"error": mask_text(str(exc))[:1000]})
+        ledger.finish_run(run_id, "failed", {"error": str(sanitise(exc))[:1000]})
         raise
     ledger.finish_run(run_id, "failed" if state.is_failed() else "completed", summary)
     logger = get_run_logger()

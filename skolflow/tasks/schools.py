@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from skolflow.errors import sanitise
 from skolflow.tasks.timetable import MatchKey
 
 
@@ -51,7 +52,8 @@ def load_schools(path: Path) -> list[SchoolConfig]:
         try:
             schools.append(SchoolConfig.model_validate(table))
         except ValidationError as exc:
-            raise SchoolConfigError(f"{path}: school {index + 1} ({table.get('name', '?')}): {exc}") from exc
+            raise SchoolConfigError(f"{path}: school {index + 1} ({table.get('name', '?')}): {sanitise(exc)}") \
+                from None
     if not schools:
         raise SchoolConfigError(f"{path} lists no [[school]]")
     return schools

@@ -13,12 +13,13 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.cache_policies import INPUTS, NO_CACHE
 
 from skolflow.blocks import UdirCredentials
+from skolflow.boundary import task
 from skolflow.connectors.http import HttpSettings, RemoteError, TransientError
 from skolflow.connectors.udir import codec
 from skolflow.connectors.udir.client import UdirApiError, UdirClient
@@ -29,12 +30,14 @@ from skolflow.connectors.udir.models import (
     PameldingReport,
     PameldteKandidater,
 )
+from skolflow.errors import InvalidInput, libxml2_text, scrub
 from skolflow.identity import mask_text
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
 from skolflow.tasks import artifacts
 from skolflow.tasks.udir_candidates import CandidateProblem, CandidateRow, School, by_candidate, pamelding
 
 PUBLIC_CACHE = dt.timedelta(hours=6)
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,6 +50,23 @@ class Udir:
     def client(self) -> UdirClient:
         c = self.credentials
         return UdirClient(c.base_url, c.client_id, c.client_secret.get_secret_value(), self.http, scope=c.scope)
+
+
+@dataclass(frozen=True)
+class Answered(Generic[T]):
+    """Udir's answer, and the reference of each server error Udir gave before it (retried, so not raised)."""
+
+    value: T
+    references: tuple[str, ...] = ()
+
+
+def references_of(exc: Exception) -> tuple[str, ...]:
+    """Every server error reference a failed call met: Udir logs each attempt under its own guid."""
+    return exc.references if isinstance(exc, UdirApiError) else ()
+
+
+def _listed(references: Sequence[str]) -> str:
+    return f" (Udir's references: {', '.join(references)})" if references else ""
 
 
 @dataclass(frozen=True)
@@ -74,11 +94,14 @@ async def fetch_schemas(base_url: str, http: HttpSettings) -> dict[str, bytes]:
 
 
 @task(name="udir-eksamensplan", cache_policy=INPUTS - "http", cache_expiration=PUBLIC_CACHE, persist_result=True)
-async def fetch_eksamensplan(base_url: str, periodekode: str, opplaeringsniva: str | None, orgnr: str,
-                             http: HttpSettings) -> EksamensplanResponse:
-    """The period's plan with the school's own variants (public: cached per period and school)."""
+async def fetch_eksamensplan(base_url: str, periodekode: str, orgnr: str, http: HttpSettings) -> EksamensplanResponse:
+    """The period's plan with the school's own variants (public: cached per period and school).
+
+    Every level's plan, whatever level the registration is at: a fagkode of the other level is then
+    refused as that, which tells the school more than "not in the plan".
+    """
     async with UdirClient(base_url, "", "", http) as udir:
-        return await udir.eksamensplan(periodekode, opplaeringsniva, orgnr)  # type: ignore[arg-type]
+        return await udir.eksamensplan(periodekode, None, orgnr)
 
 
 @task(name="udir-pameldte-kandidater", cache_policy=NO_CACHE, persist_result=False)
@@ -95,17 +118,23 @@ async def delete_registrations(udir: Udir, orgnr: str, periodekode: str, items: 
 
 
 @task(name="udir-send-pamelding", cache_policy=NO_CACHE, persist_result=False, retries=0)
-async def send_registration(udir: Udir, document: Pamelding, schemas: dict[str, bytes]) -> str:
-    """XSD-check against Udir's served schemas (the client checks the project's copy too), then send."""
+async def send_registration(udir: Udir, document: Pamelding, schemas: dict[str, bytes]) -> Answered[str]:
+    """XSD-check against Udir's served schemas (the client checks the project's copy too), then send.
+
+    The answer is Udir's guid for the registration; a schema problem names the element and the rule, not
+    the value (a name, say).
+    """
     problems = codec.validate_with(schemas, Pamelding, codec.encode(document))
     if problems:
-        raise ValueError("the registration does not validate against Udir's Pamelding.xsd: " + "; ".join(problems))
+        raise InvalidInput("the registration does not validate against Udir's Pamelding.xsd: "
+                           + "; ".join(map(libxml2_text, problems)), "XSD")
     async with udir.client() as client:
-        return await client.register(document)
+        guid = await client.register(document)
+        return Answered(guid, tuple(client.references))
 
 
 @task(name="udir-poll-status", cache_policy=NO_CACHE, persist_result=False)
-async def poll_status(udir: Udir, guid: str, poll: Poll) -> PameldingReport:
+async def poll_status(udir: Udir, guid: str, poll: Poll) -> Answered[PameldingReport]:
     """Ask Udir for the registration's status until it is final, with backoff; the last report on timeout."""
     logger = get_run_logger()
     started = time.monotonic()
@@ -118,8 +147,8 @@ async def poll_status(udir: Udir, guid: str, poll: Poll) -> PameldingReport:
                 logger.info("registration %s: %s after %.1f s", guid, report.status, time.monotonic() - started)
                 last = report.status
             if report.final:
-                return report
-    return report
+                break
+        return Answered(report, tuple(client.references))
 
 
 def held_keys(held: PameldteKandidater) -> dict[tuple[str, str], str]:
@@ -130,12 +159,15 @@ def held_keys(held: PameldteKandidater) -> dict[tuple[str, str], str]:
 
 def outcome(run_id: str, pipeline: str, scope: str, row: CandidateRow, result: Outcome, *,
             kandidatnummer: str = "", status: str = "", message: str = "",
-            errors: list[dict[str, Any]] | None = None) -> RecordOutcome:
-    answer = json.dumps({"kandidatnummer": kandidatnummer, "status": status, "statusMessage": message},
-                        ensure_ascii=False) if status or kandidatnummer else None
+            errors: list[dict[str, Any]] | None = None, references: Sequence[str] = ()) -> RecordOutcome:
+    """``references``: of the server errors Udir gave on the way to this outcome (for PAS's administrators)."""
+    answer: dict[str, Any] = {"kandidatnummer": kandidatnummer, "status": status, "statusMessage": message}
+    if references:
+        answer["serverErrorReferences"] = list(references)
+    body = json.dumps(answer, ensure_ascii=False) if status or kandidatnummer or references else None
     return RecordOutcome(run_id=run_id, pipeline=pipeline, scope=scope, record_key=row.fodselsnr,
                          source_key=row.kandidatgruppe, unit=row.fagkode, outcome=result, errors=errors or [],
-                         response_body=answer)
+                         response_body=body)
 
 
 def problem_outcome(run_id: str, pipeline: str, scope: str, problem: CandidateProblem) -> RecordOutcome:
@@ -148,20 +180,34 @@ def problem_outcome(run_id: str, pipeline: str, scope: str, problem: CandidatePr
 
 @dataclass
 class Registered:
-    """What registering a set of rows came to; ``rows`` are masked table rows for the artifact."""
+    """What registering a set of rows came to; ``rows`` are masked table rows for the artifact.
+
+    ``rejected`` counts candidate-subjects Udir refused one by one (StatusMessage), ``refused`` those in a
+    registration Udir refused as a whole (400 ApiError); ``refusals`` holds Udir's message for each such
+    registration, for the run's final state.
+    """
 
     accepted: int = 0
     rejected: int = 0
+    refused: int = 0
     failed: int = 0
     unfinished: int = 0
     rows: list[dict[str, str]] = field(default_factory=list)
     failure: str | None = None
+    refusals: list[str] = field(default_factory=list)
     guids: list[str] = field(default_factory=list)
+
+    def refused_message(self) -> str:
+        """Udir's words for every registration it refused as a whole, for a Failed state ("" when none was)."""
+        if not self.refused:
+            return ""
+        return (f"Udir refused the registration of {self.refused} candidate-subjects as a whole "
+                f"({'; '.join(dict.fromkeys(self.refusals))})")
 
 
 def not_registered_row(row: CandidateRow, status: str, message: str, source: str) -> dict[str, str]:
     return {"kandidat": row.shown, "fagkode": row.fagkode, "variant": row.variant or "",
-            "kandidatgruppe": row.kandidatgruppe, "status": status, "StatusMessage": mask_text(message),
+            "kandidatgruppe": row.kandidatgruppe, "status": status, "StatusMessage": scrub(message),
             "kilde": source}
 
 
@@ -184,47 +230,62 @@ async def register_rows(udir: Udir, ledger: Ledger, run_id: str, pipeline: str, 
         ledger.record([outcome(run_id, pipeline, scope, row, Outcome.PENDING) for row in batch])
         by_key = {row.key: row for row in batch}
         try:
-            guid = await send_registration(udir, pamelding(school, batch), schemas)
+            sent = await send_registration(udir, pamelding(school, batch), schemas)
         except UdirApiError as exc:
+            references = exc.references
             if isinstance(exc, TransientError):
                 result.failed += len(batch)
-                result.failure = f"Udir answered {exc.status_code}: {exc.message}"
-                ledger.record([outcome(run_id, pipeline, scope, r, Outcome.FAILED,
+                result.failure = f"Udir answered {exc.status_code}: {scrub(exc.message)}{_listed(references)}"
+                ledger.record([outcome(run_id, pipeline, scope, r, Outcome.FAILED, references=references,
                                        errors=[{"kod": "UDIR", "falt": "", "meddelande": exc.message}])
                                for r in batch])
             else:
-                result.rejected += len(batch)
-                result.rows += [not_registered_row(r, "Avvist", exc.message, "Udir") for r in batch]
+                # Udir judged the registration before taking it in: none of its candidates is registered.
+                result.refused += len(batch)
+                result.refusals.append(f"{exc.status_code}: {scrub(exc.message)}{_listed(references)}")
+                result.rows += [not_registered_row(r, "ApiError", exc.message, "Udir") for r in batch]
                 ledger.record([outcome(run_id, pipeline, scope, r, Outcome.REJECTED, status="ApiError",
-                                       message=exc.message,
+                                       message=exc.message, references=references,
                                        errors=[{"kod": "ApiError", "falt": r.fagkode, "meddelande": exc.message}])
                                for r in batch])
-            logger.error("registration of %d rows refused: %s", len(batch), exc.message)
+            logger.error("registration of %d rows refused: %s%s", len(batch), scrub(exc.message), _listed(references))
             continue
         except (TransientError, RemoteError) as exc:
             result.failed += len(batch)
-            result.failure = f"Udir answered {exc.status_code or 'nothing'}: {mask_text(exc.body[:300])}"
+            result.failure = f"Udir answered {exc.status_code or 'nothing'}: {scrub(exc.body[:300])}"
             logger.error("registration of %d rows not delivered: %s", len(batch), result.failure)
             ledger.record([outcome(run_id, pipeline, scope, r, Outcome.FAILED,
                                    errors=[{"kod": "LEVERANS", "falt": "", "meddelande": result.failure}])
                            for r in batch])
             continue
+        guid = sent.value
         result.guids.append(guid)
+        references = sent.references
         try:
-            report = await poll_status(udir, guid, poll)
+            polled = await poll_status(udir, guid, poll)
         except (TransientError, RemoteError) as exc:
-            report = None
-            result.failure = f"status of {guid} unknown: Udir answered {exc.status_code or 'nothing'}"
+            references += references_of(exc)
+            report, failure = None, f"status of {guid} unknown: Udir answered {exc.status_code or 'nothing'}"
+        else:
+            report, failure = polled.value, None
+            references += polled.references
+        if references:
+            logger.warning("registration %s: Udir answered with server errors on the way, references: %s", guid,
+                           ", ".join(references))
         if report is None or not report.final:
             # Left 'pending': Udir may still register them; the next run reads Udir's list first.
             result.unfinished += len(batch)
-            result.failure = result.failure or (f"Udir had not finished registration {guid} after "
-                                                f"{poll.timeout:.0f} s (last status {report.status})")
+            if failure or not result.failure:
+                result.failure = (failure or f"Udir had not finished registration {guid} after {poll.timeout:.0f} s "
+                                  f"(last status {report.status})") + _listed(references)
             logger.error("%s", result.failure)
+            if references:
+                ledger.record([outcome(run_id, pipeline, scope, row, Outcome.PENDING, references=references)
+                               for row in batch])
         else:
             answered = _record_report(report, by_key, result)
             ledger.record([outcome(run_id, pipeline, scope, row, kind, kandidatnummer=nr, status=status,
-                                   message=message,
+                                   message=message, references=references,
                                    errors=[] if kind is Outcome.ACCEPTED else
                                    [{"kod": status, "falt": row.fagkode, "meddelande": mask_text(message)}])
                            for row, kind, nr, status, message in answered])

@@ -10,22 +10,27 @@ here is not refused by Udir for the same reasons.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
-from collections import defaultdict
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from skolflow.connectors.udir import rules
 from skolflow.connectors.udir.models import (
+    EksamensplanResponse,
     Kandidat,
     Kandidatgruppe,
     Kandidatgruppeansvarlig,
     Opplaeringsniva,
     Pamelding,
 )
+from skolflow.errors import SafeError
 from skolflow.identity import InvalidIdentity, mask, mask_text, validate_norwegian_fodselsnummer
 
 COLUMNS = ("fodselsnummer", "fornavn", "etternavn", "malform", "kandidattype", "fagkode", "variant",
@@ -35,6 +40,8 @@ REQUIRED = ("fodselsnummer", "fornavn", "etternavn", "malform", "kandidattype", 
 TEACHER_SEPARATOR = "|"  # several responsible teachers in one CSV cell, position by position
 MALFORM = {"bokmal": "Bokmal", "bokmål": "Bokmal", "nb": "Bokmal", "nynorsk": "Nynorsk", "nn": "Nynorsk"}
 KANDIDATTYPE = {"elev": "Elev", "privatist": "Privatist"}
+C1_BYTES = re.compile(rb"[\x80-\x9f]")  # where Windows-1252 and ISO-8859-1 differ
+SINGLE_BYTE_NAMES = {"cp1252": "Windows-1252", "latin-1": "ISO-8859-1"}
 
 RULE_FILE = "fil"
 RULE_MISSING = "mangler-felt"
@@ -43,6 +50,7 @@ RULE_KANDIDATTYPE = "kandidattype"
 RULE_DUPLICATE = "dobbel-rad"
 RULE_TEACHER = "ansvarlig"
 NOR_PAIR = rules.NOR_PAIR
+BLOCKING = frozenset({rules.RULE_PERIOD, rules.RULE_EMAIL, rules.RULE_LEVEL})
 
 
 @dataclass(frozen=True)
@@ -101,21 +109,69 @@ class Checked:
 
     @property
     def blocking(self) -> list[CandidateProblem]:
-        """Problems of the whole registration (period code, e-mail for errors): nothing can be sent."""
-        return [p for p in self.problems if not p.candidate and p.rule in (rules.RULE_PERIOD, rules.RULE_EMAIL)]
+        """Problems of the whole registration (period, e-mail for errors, its level): nothing can be sent."""
+        return [p for p in self.problems if not p.candidate and p.rule in BLOCKING]
 
 
-class CandidateFileError(ValueError):
-    """The file cannot be read at all (not CSV or JSON, no header, unknown columns)."""
+class CandidateFileError(ValueError, SafeError):
+    """The file cannot be read at all (not text, not CSV or JSON, no header, unknown columns).
+
+    The message names the file, the place and the rule, never the file's content: it reaches Prefect.
+    """
 
 
 def _clean(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _first_control(text: str) -> int | None:
+    """Where the first control character other than a tab or line end is: no text file holds one."""
+    return next((i for i, char in enumerate(text) if unicodedata.category(char) == "Cc" and char not in "\t\n\r"),
+                None)
+
+
+def read_text(path: Path) -> tuple[str, str]:
+    """The file's text and encoding: UTF-8 (with or without BOM), Windows-1252 or ISO-8859-1.
+
+    Norwegian school systems export all four. UTF-8 is tried strictly first: an æ, ø or å in either
+    single-byte encoding is never valid UTF-8. Windows-1252 and ISO-8859-1 differ only in 0x80–0x9F,
+    where Windows-1252 has letters and punctuation (€, ‚, “, …) and ISO-8859-1 control codes no text
+    holds: a file with such bytes is Windows-1252, one without is ISO-8859-1 (and reads the same as
+    either). A file with control characters (UTF-16, a spreadsheet, a binary) is none of them, and is
+    refused with where each reading failed, never with what the file holds.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_fails_at = exc.start
+    else:
+        control = _first_control(text)
+        if control is None:
+            return text, "UTF-8"
+        utf8_fails_at = len(data) - len(text[control:].encode("utf-8"))
+    encoding = "cp1252" if C1_BYTES.search(data) else "latin-1"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:  # one of the five bytes Windows-1252 leaves undefined
+        fails_at: int | None = exc.start
+    else:
+        fails_at = _first_control(text)
+        if fails_at is None:
+            return text, SINGLE_BYTE_NAMES[encoding]
+    raise CandidateFileError(f"{path.name}: not readable as UTF-8 (at byte {utf8_fails_at}), Windows-1252 or "
+                             f"ISO-8859-1 (at byte {fails_at}); save it as UTF-8 text")
+
+
+def _unknown_column(position: int, name: str) -> str:
+    """An unknown header cell by its position; its text only when it is a misspelt column (else it may be data)."""
+    close = difflib.get_close_matches(name, COLUMNS, n=1, cutoff=0.8)
+    return f"column {position} ('{name}': {close[0]}?)" if close else f"column {position}"
+
+
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line or item number, record) from a JSON list of objects or a CSV with a header line."""
-    text = path.read_text(encoding="utf-8-sig")
+    text, _ = read_text(path)
     if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
         try:
             items = json.loads(text)
@@ -131,10 +187,10 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
             from None
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     header = [(name or "").strip().lower() for name in reader.fieldnames or []]
-    unknown = sorted(set(header) - set(COLUMNS))
+    unknown = [_unknown_column(position, name) for position, name in enumerate(header, start=1) if name not in COLUMNS]
     if unknown:
-        raise CandidateFileError(f"{path.name}: unknown column(s) {', '.join(unknown)}; "
-                                 f"the columns are {', '.join(COLUMNS)}")
+        raise CandidateFileError(f"{path.name}: unknown column(s) in the header line: {', '.join(unknown)}; "
+                                 f"the first line names the columns, of {', '.join(COLUMNS)}")
     reader.fieldnames = header
     return [(reader.line_num, row) for row in reader]
 
@@ -173,10 +229,11 @@ def _row(number: int, record: dict[str, Any], problems: list[CandidateProblem]) 
         return None
     malform = MALFORM.get(values["malform"].casefold())
     kandidattype = KANDIDATTYPE.get(values["kandidattype"].casefold())
+    # The value is not quoted: in a row whose columns slipped it is a name.
     if malform is None:
-        problem(RULE_MALFORM, f"målform '{values['malform']}' er ikke Bokmal eller Nynorsk")
+        problem(RULE_MALFORM, "målform er ikke Bokmal eller Nynorsk")
     if kandidattype is None:
-        problem(RULE_KANDIDATTYPE, f"kandidattype '{values['kandidattype']}' er ikke Elev eller Privatist")
+        problem(RULE_KANDIDATTYPE, "kandidattype er ikke Elev eller Privatist")
     if malform is None or kandidattype is None:
         return None
     teachers = []
@@ -200,19 +257,24 @@ def _row(number: int, record: dict[str, Any], problems: list[CandidateProblem]) 
 
 
 def read_candidates(path: Path) -> Checked:
-    """Every row the file holds, and each row's format problem; a duplicate row is reported once."""
+    """Every row the file holds, and each row's format problem; a duplicate row is reported once.
+
+    A duplicate repeats a candidate, fagkode and variant, so dropping it loses nothing. Rows that differ
+    in the variant are both kept: which one the school means is not for reading to guess (:func:`check`).
+    """
     checked = Checked()
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, str | None], int] = {}
     for number, record in _records(path):
         row = _row(number, record, checked.problems)
         if row is None:
             continue
-        if row.key in seen:
+        key = (*row.key, row.variant)
+        if key in seen:
             checked.problems.append(CandidateProblem(row.shown, row.fagkode, RULE_DUPLICATE,
                                                      f"rad {number}: kandidaten er allerede oppført i "
-                                                     f"{row.fagkode} på rad {seen[row.key]}", number, row.fodselsnr))
+                                                     f"{row.fagkode} på rad {seen[key]}", number, row.fodselsnr))
             continue
-        seen[row.key] = number
+        seen[key] = number
         checked.rows.append(row)
     return checked
 
@@ -259,15 +321,23 @@ def pamelding(school: School, rows: Iterable[CandidateRow]) -> Pamelding:
                      opplaeringsniva=school.opplaeringsniva, epostadresse_ved_feil=school.epost_ved_feil)
 
 
-def check(read: Checked, school: School, fagkoder: Collection[str] | None) -> Checked:
+def check(read: Checked, school: School, plan: EksamensplanResponse | None) -> Checked:
     """Udir's rules over the rows that were read: request rules, then the special subject rules.
 
-    ``fagkoder``: those of the active eksamensplan available to the school (None: not checked).
+    ``plan``: the period's eksamensplan available to the school, every level of it (None: fagkoder not
+    checked). What is left to send holds each candidate and fagkode once: a candidate listed in a
+    fagkode in two variants is sent in neither, since only the school knows which one it means (seed
+    001 says so of REA3015).
     """
     result = Checked(problems=list(read.problems))
-    by_key = {row.key: row for row in read.rows}
+    by_key: dict[tuple[str, str], list[CandidateRow]] = defaultdict(list)
+    for row in read.rows:
+        by_key[row.key].append(row)
     refused: set[tuple[str, str]] = set()
-    candidate_problems = rules.request_problems(pamelding(school, read.rows), fagkoder)
+    level, inferred = school.opplaeringsniva, ""
+    if plan is not None and level is None:
+        level, inferred = _level_of_file(read.rows, plan, result.problems)
+    candidate_problems = rules.request_problems(pamelding(school, read.rows), plan, level)
     bad_groups = {(p.fagkode, (p.gruppe or "").strip().casefold())
                   for p in candidate_problems if p.rule == rules.RULE_GROUP_NAME}
     for problem in candidate_problems:
@@ -277,10 +347,13 @@ def check(read: Checked, school: School, fagkoder: Collection[str] | None) -> Ch
             continue
         if problem.rule in (rules.RULE_PERIOD, rules.RULE_EMAIL):
             result.problems.append(_from_rule(problem, None))
-        elif problem.rule == rules.RULE_FAGKODE:
-            for row in (r for r in read.rows if r.fagkode == problem.fagkode):
+        elif problem.rule in (rules.RULE_FAGKODE, rules.RULE_LEVEL):
+            # One problem per group: a fagkode in two groups is refused once per row all the same.
+            if problem.rule == rules.RULE_LEVEL and inferred:
+                problem = replace(problem, message=f"{problem.message} {inferred}")
+            for row in (r for r in read.rows if r.fagkode == problem.fagkode and r.key not in refused):
                 result.problems.append(_from_rule(problem, row))
-                refused.add(row.key)
+            refused |= {key for key in by_key if key[1] == problem.fagkode}
     for row in read.rows:
         if (row.fagkode, row.kandidatgruppe.casefold()) in bad_groups:
             message = (f"Kandidatgruppenavnet '{row.kandidatgruppe}' er brukt for flere grupper i {row.fagkode} "
@@ -290,12 +363,44 @@ def check(read: Checked, school: School, fagkoder: Collection[str] | None) -> Ch
     remaining = [row for row in read.rows if row.key not in refused]
     for problem in rules.subject_rule_breaks(rules.Registration(r.fodselsnr, r.fagkode, r.variant)
                                              for r in remaining):
-        row = by_key[(problem.fodselsnr or "", problem.fagkode or "")]
-        result.problems.append(_from_rule(problem, row))
-        refused.add(row.key)
+        key = (problem.fodselsnr or "", problem.fagkode or "")
+        result.problems += [_from_rule(problem, row) for row in by_key[key]]
+        refused.add(key)
+    for key, rows in by_key.items():
+        if key not in refused and len(rows) > 1:
+            variants = ", ".join(f"{r.variant or '(ingen)'} på rad {r.row}" for r in rows)
+            result.problems += [CandidateProblem(r.shown, r.fagkode, RULE_DUPLICATE,
+                                                 f"rad {r.row}: kandidaten er oppført i {r.fagkode} i flere "
+                                                 f"varianter ({variants}); ingen av dem sendes", r.row, r.fodselsnr)
+                                for r in rows]
+            refused.add(key)
     result.rows = [row for row in read.rows if row.key not in refused]
     result.problems.sort(key=lambda p: (p.row, p.code, p.rule))
     return result
+
+
+def _level_of_file(rows: Sequence[CandidateRow], plan: EksamensplanResponse,
+                   problems: list[CandidateProblem]) -> tuple[Opplaeringsniva | None, str]:
+    """The level to judge the rows at when none is given, and the note that says where it came from.
+
+    Udir judges a registration without an Opplaeringsniva at the school's own level, which skolflow cannot
+    read; the level most of the file's candidate-subjects are at stands in for it. When the file is split
+    evenly between the levels there is nothing to go by, and that is a problem of the whole registration.
+    """
+    counts = Counter(level for row in rows for level in plan.levels(row.fagkode))
+    ranked = counts.most_common()
+    if len(ranked) < 2:
+        return (ranked[0][0] if ranked else None), ""
+    (level, most), (_, next_most) = ranked[:2]
+    if most == next_most:
+        levels = " og ".join(map(rules.level_name, sorted(counts)))
+        problems.append(CandidateProblem("", "", rules.RULE_LEVEL, (
+            f"Filen har like mange kandidatfag i eksamensplanen for {levels} ({most} hver). En påmelding gjelder "
+            "ett opplæringsnivå, og uten et oppgitt nivå bruker Udir skolens eget: oppgi opplæringsnivå.")))
+        return None, ""
+    return level, (f"(Udir bruker skolens eget opplæringsnivå når påmeldingen ikke oppgir noe; skolflow leser det "
+                   f"av filen, der {most} av {sum(counts.values())} kandidatfag er {level}. Oppgi opplæringsnivå "
+                   "hvis det er feil.)")
 
 
 def to_send(rows: Iterable[CandidateRow], held: Collection[tuple[str, str]]) -> list[CandidateRow]:

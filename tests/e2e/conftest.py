@@ -3,8 +3,10 @@
 The server is ``prefect server start`` in a subprocess with its own database (``skolflow_prefect_<random>``,
 dropped afterwards) on the PostgreSQL of ``SKOLFLOW_TEST_DATABASE_URL``. Against it run, as subprocesses:
 ``skolflow demo``, then the production set-up's commands (``skolflow run …``) with the ledger in a database of
-its own on the same PostgreSQL and the sandboxes standing in for the remote systems. Without the variable the
-tests skip; with ``SKOLFLOW_E2E_REQUIRED`` set (CI) they fail instead, so CI cannot pass by skipping them.
+its own on the same PostgreSQL and the sandboxes standing in for the remote systems, then two Udir registrations
+with the files schools send that are not UTF-8: one in ISO-8859-1, and one in no text encoding at all (which fails).
+Without the variable the tests skip; with ``SKOLFLOW_E2E_REQUIRED`` set (CI) they fail instead, so CI cannot pass
+by skipping them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems, udir_data
 from skolflow.sandbox.runner import free_port
 from skolflow.tasks.schools import dump_schools
+from skolflow.tasks.udir_candidates import write_csv
 
 PG_URL_ENV = "SKOLFLOW_TEST_DATABASE_URL"
 REQUIRED_ENV = "SKOLFLOW_E2E_REQUIRED"
@@ -148,6 +151,8 @@ class RunsOnServer:
     student_id: str  # the one student run on its own (its SS 12000 / platform id)
     outputs: dict[str, str]  # command → what it printed
     identity_numbers: frozenset[str]  # every full personnummer / fødselsnummer the data sets hold
+    names: frozenset[str]  # every given and family name the data sets hold
+    emails: frozenset[str]  # every e-mail address the data sets hold
 
 
 def identity_numbers(dataset: ds.Dataset) -> frozenset[str]:
@@ -157,11 +162,44 @@ def identity_numbers(dataset: ds.Dataset) -> frozenset[str]:
                      | {a.fodselsnr for a in norwegian.appointments} | {r.fodselsnr for r in norwegian.results})
 
 
-def run_skolflow(args: list[str], env: dict[str, str]) -> str:
+def names(dataset: ds.Dataset) -> frozenset[str]:
+    """The people's given and family names: the Swedish persons, Udir's candidates and sensors, the sample's teacher.
+
+    (No data set holds a postal address: SS 12000's sandbox serves persons without ``addresses``.)
+    """
+    norwegian = udir_data.generate()
+    teacher = udir_data.sample_candidates(norwegian, norwegian.schools[0].orgnr)[0]
+    return frozenset({p.given_name for p in dataset.persons} | {p.family_name for p in dataset.persons}
+                     | {c.fornavn for c in norwegian.candidates} | {c.etternavn for c in norwegian.candidates}
+                     | {a.fornavn for a in norwegian.appointments} | {a.etternavn for a in norwegian.appointments}
+                     | {teacher["ansvarlig_fornavn"], teacher["ansvarlig_etternavn"]})
+
+
+def emails(dataset: ds.Dataset) -> frozenset[str]:
+    """Staff's and students' addresses (SS 12000 and Skola24 serve the same), and the Udir sample's teacher's."""
+    norwegian = udir_data.generate()
+    teacher = udir_data.sample_candidates(norwegian, norwegian.schools[0].orgnr)[0]
+    return frozenset({p.email for p in dataset.persons} | {teacher["ansvarlig_epost"]})
+
+
+def run_skolflow(args: list[str], env: dict[str, str], exit_code: int = 0) -> str:
     done = subprocess.run([sys.executable, "-m", "skolflow.flows.cli", *args], env=env, capture_output=True,
                           text=True, timeout=COMMAND_TIMEOUT)
-    assert done.returncode == 0, f"skolflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == exit_code, \
+        f"skolflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
+
+
+def not_utf8_candidates_files(directory: Path) -> tuple[Path, Path]:
+    """The Udir sample in ISO-8859-1 (readable), and the same with a byte no text encoding has (unreadable)."""
+    norwegian = udir_data.generate()
+    sample = write_csv(directory / "kandidater-utf8.csv", udir_data.sample_candidates(norwegian,
+                                                                                      norwegian.schools[0].orgnr))
+    latin1 = directory / "kandidater-latin1.csv"
+    latin1.write_bytes(sample.read_text(encoding="utf-8").encode("latin-1"))
+    unreadable = directory / "kandidater-ulesbar.csv"
+    unreadable.write_bytes(latin1.read_bytes().replace(b"3STA norsk", b"3STA\x81norsk"))
+    return latin1, unreadable
 
 
 @pytest.fixture(scope="package")
@@ -196,10 +234,16 @@ def runs_on_server(prefect_server: PrefectServer, postgres_base_url: str,
                           "--personnummer", student.civic_no, "--dry-run"],
                          ["run", "skola24-to-haldor"]):
                 outputs[f"skolflow {' '.join(args)}"] = run_skolflow(args, production_like)
+            norwegian = udir_data.generate()
+            school = norwegian.schools[0]
+            for path, exit_code in zip(not_utf8_candidates_files(work), (0, 1), strict=True):
+                args = ["run", "udir-registration", str(path), "--skole", school.orgnr, "--periode",
+                        norwegian.current_period, "--skolenavn", school.name, "--brukernavn-pas", "sas.bruker"]
+                outputs[f"skolflow {' '.join(args)}"] = run_skolflow(args, production_like, exit_code)
         finally:
             # Stopped now, not at the session's end: idle servers in this process would live through every
             # other test (and their event loops through any test that patches asyncio).
             sandboxes.stop()
         yield RunsOnServer(server=prefect_server, client_home=client_home, results_dir=results_dir,
                            ledger_url=ledger, orgnr=dataset.huvudman_orgnr, student_id=student.id, outputs=outputs,
-                           identity_numbers=identity_numbers(dataset))
+                           identity_numbers=identity_numbers(dataset), names=names(dataset), emails=emails(dataset))

@@ -60,7 +60,7 @@ class BedaClient:
     ):
         self.party_orgnr = validate_swedish_orgnr(party_orgnr)
         self._settings = http or HttpSettings()
-        self._http = build_client(base_url, self._settings, headers={"Accept": "application/json"})
+        self._http = build_client(base_url, self._settings, system=SYSTEM, headers={"Accept": "application/json"})
         self._auth = BearerSession(SYSTEM, self._http, self._settings.retry, client_id, client_secret)
 
     async def __aenter__(self) -> BedaClient:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from skolflow.connectors.beda.grade_scales import COURSE_CODE, check_grade
 from skolflow.connectors.beda.models import DOKUMENTTYPER, Examen, Fel, Kursbetyg, Merits
-from skolflow.identity import InvalidIdentity, mask, parse_swedish_identity
+from skolflow.identity import InvalidIdentity, Rule, mask, parse_swedish_identity
 
 PERSONNUMMER_OGILTIGT = "PERSONNUMMER_OGILTIGT"
 SKOLENHETSKOD_OGILTIG = "SKOLENHETSKOD_OGILTIG"
@@ -40,7 +40,6 @@ RULE_KOD = {
 }
 RULE_FIELD = {"skolform": "skolform", "kurskod": "kod", "betyg": "betyg", "omdome": "betygsliknandeOmdome"}
 
-TWELVE_DIGITS = re.compile(r"[0-9]{12}")
 SKOLENHETSKOD = re.compile(r"[0-9]{8}")
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -93,16 +92,25 @@ def _format_message(error_type: str) -> str:
     return messages.get(error_type, f"fältet har fel format ({error_type})")
 
 
+# Beda's words for skolflow.identity's rules; every other broken rule is simply "not valid".
+PERSONNUMMER_MESSAGES = {
+    Rule.FORMAT: "personnumret {shown} ska anges med tolv siffror (ÅÅÅÅMMDDNNNN)",
+    Rule.INTERIM: "{shown} är ett interimistiskt nummer; Beda tar bara emot personnummer och samordningsnummer",
+}
+PERSONNUMMER_INVALID = "{shown} är inte ett giltigt personnummer eller samordningsnummer"
+
+
 def personnummer_errors(value: str) -> list[Fel]:
-    """Beda's key for a student: a valid personnummer or samordningsnummer written as twelve digits."""
-    if not TWELVE_DIGITS.fullmatch(value):
-        return [Fel(kod=PERSONNUMMER_OGILTIGT, falt="personnummer",
-                    meddelande=f"personnumret {mask(value)} ska anges med tolv siffror (ÅÅÅÅMMDDNNNN)")]
+    """Beda's key for a student: a valid personnummer or samordningsnummer written as twelve digits.
+
+    Beda takes only ``ÅÅÅÅMMDDNNNN`` (skolflow.identity's wire form): a separated or ten-digit number is a rule
+    break, not normalised, since the key must be what the student's record holds.
+    """
     try:
-        parse_swedish_identity(value)
-    except InvalidIdentity:
-        return [Fel(kod=PERSONNUMMER_OGILTIGT, falt="personnummer",
-                    meddelande=f"{mask(value)} är inte ett giltigt personnummer eller samordningsnummer")]
+        parse_swedish_identity(value, wire=True)
+    except InvalidIdentity as exc:
+        message = PERSONNUMMER_MESSAGES.get(exc.rule, PERSONNUMMER_INVALID)
+        return [Fel(kod=PERSONNUMMER_OGILTIGT, falt="personnummer", meddelande=message.format(shown=mask(value)))]
     return []
 
 

@@ -106,7 +106,7 @@ class PlatformExportClient:
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Self:
-        self._client = build_client(self.base_url, self.http, headers=self._headers)
+        self._client = build_client(self.base_url, self.http, system=self.system, headers=self._headers)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -2,8 +2,11 @@
 
 Reading streams: :func:`iter_students` yields one :class:`StudentGrades` at a time through
 :func:`skolflow.connectors.xmlsafe.iterparse`, so a window with tens of thousands of students is read
-with flat memory. :func:`validate_schema` checks a document against the official XSD (a copy kept in
-``schemas/betyg/``). :func:`encode` writes a document incrementally; the sandbox answers with it.
+with flat memory. A document whose root is not this contract's ``<betyg>`` is refused before any
+student is read (:func:`check_root`), and a language subject's code is read with its language in it
+(:func:`skolflow.connectors.betyg.models.subject_code`). :func:`validate_schema` checks a document
+against the official XSD (a copy kept in ``schemas/betyg/``). :func:`encode` writes a document
+incrementally; the sandbox answers with it.
 
 The XSD value helpers here (``xs:date``, ``xs:boolean``, ``xs:dateTime``) are shared with the
 Betygsdokument codec: both APIs come from the same platform and use the same XML conventions.
@@ -13,14 +16,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 from lxml import etree
 
 from skolflow.connectors import xmlsafe
-from skolflow.connectors.betyg.models import AMNESBETYG, GRADE_KINDS, KURSBETYG, GradeRecord, StudentGrades, Termin
+from skolflow.connectors.betyg.models import (
+    AMNESBETYG,
+    GRADE_KINDS,
+    KURSBETYG,
+    GradeRecord,
+    StudentGrades,
+    Termin,
+    subject_code,
+)
 
 NAMESPACE = "http://pingpong.se/schemas/grades/v1.1"
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
@@ -111,6 +122,35 @@ def _q(name: str) -> str:
     return f"{{{NAMESPACE}}}{name}"
 
 
+def _named(tag: str) -> str:
+    namespace, _, local = tag.rpartition("}")
+    return f"<{local}> in namespace {namespace[1:]}" if namespace else f"<{local}> in no namespace"
+
+
+def expecting_root(tag: str, what: str) -> Callable[[etree._Element], None]:
+    """A root check for :func:`xmlsafe.iterparse` that refuses any document but ``what``, naming what it is instead.
+
+    Read leniently, another version's document (``…/grades/v1.0``) or another export holds no element in the
+    expected namespace and would pass as a window in which nothing changed: nothing reported, and the watermark
+    moved past grades that were never read.
+    """
+
+    def check(root: etree._Element) -> None:
+        if root.tag != tag:
+            raise InvalidDocumentError(f"not a {what} document: its root is {_named(root.tag)}, "
+                                       f"expected {_named(tag)}")
+
+    return check
+
+
+check_root = expecting_root(_q("betyg"), "Betyg API 1.1")
+
+
+def elev_elements(source: Source) -> Iterator[etree._Element]:
+    """Each ``<elev>`` element as it is read, released once the caller moves on; the root is checked first."""
+    return xmlsafe.iterparse(source, _q("elev"), on_root=check_root)
+
+
 def _child(element: etree._Element, name: str, where: str) -> etree._Element:
     found = element.find(_q(name))
     if found is None:
@@ -145,10 +185,11 @@ def _grade(element: etree._Element, student_id: str) -> GradeRecord:
             omdome=parse_xs_boolean(_child(element, "omdöme", where).text),
         )
     term = element.find(_q("termin"))
+    sprak = _optional_text(element, "språk")
     return GradeRecord(
         **common,
-        code=_child(element, "ämnesförkortning", where).text or "",
-        sprak=_optional_text(element, "språk"),
+        code=subject_code(_child(element, "ämnesförkortning", where).text or "", sprak),
+        sprak=sprak,
         termin=None if term is None else Termin((_child(term, "typ", where).text or "").strip(),
                                                 _xs_integer(_child(term, "år", where).text)),
         slutbetyg=parse_xs_boolean(_child(element, "slutbetyg", where).text),
@@ -167,7 +208,7 @@ def student_from_element(element: etree._Element) -> StudentGrades:
 
 def iter_students(source: Source) -> Iterator[StudentGrades]:
     """Each ``<elev>`` of the document in order, built and released one at a time."""
-    for element in xmlsafe.iterparse(source, _q("elev")):
+    for element in elev_elements(source):
         yield student_from_element(element)
 
 

@@ -32,6 +32,24 @@ SCHOOL_TYPES = ("PO", "FSK", "FH", "FSKK", "GR", "GRSAR", "SPEC", "SAMESKOLA", "
                 "VUX", "SARVUX", "SFI", "YH")
 
 
+# amneskoder.md: moderna språk as elevens val (M1) and as språkval (M2), and modersmål (ML), each read in a language.
+LANGUAGE_SUBJECTS = ("M1", "M2", "ML")
+
+
+def subject_code(amnesforkortning: str, sprak: str | None) -> str:
+    """The subject's one code, language included: ``M2`` with ``<språk>DEU</språk>`` is ``M2DEU``.
+
+    The XSD gives the language an element of its own beside ``ämnesförkortning``, and platforms write
+    both ``M2`` + ``DEU`` and ``M2DEU`` (+ ``DEU``, as the contract's example does) for the same
+    subject. Folding the first into the second where a grade is read means the diff, the document rules
+    and Beda all see one code, so a change of form alone never looks like a changed grade. A code that
+    already names its language is kept as written, so a ``språk`` contradicting it stays visible.
+    """
+    if sprak and amnesforkortning in LANGUAGE_SUBJECTS:
+        return amnesforkortning + sprak
+    return amnesforkortning
+
+
 class Termin(NamedTuple):
     """The term an ämnesbetyg was set in grundskoleutbildning, e.g. ``Termin("HT", 2015)``."""
 
@@ -43,9 +61,10 @@ class Termin(NamedTuple):
 class GradeRecord:
     """One betygsuppgift: an ``<ämnesbetyg>`` or a ``<kursbetyg>``.
 
-    ``code`` is the kurskod or the ämnesförkortning; ``omdome`` is only ever true for a kursbetyg
-    (betygsliknande omdöme), ``sprak``/``termin``/``slutbetyg`` only exist for an ämnesbetyg
-    (``slutbetyg`` is None for a kursbetyg).
+    ``code`` is the kurskod or the ämnesförkortning, the latter with its language folded in as
+    :func:`subject_code` does (``sprak`` keeps the ``<språk>`` as written); ``omdome`` is only ever
+    true for a kursbetyg (betygsliknande omdöme), ``sprak``/``termin``/``slutbetyg`` only exist for an
+    ämnesbetyg (``slutbetyg`` is None for a kursbetyg).
     """
 
     kind: str  # "kursbetyg" | "ämnesbetyg"

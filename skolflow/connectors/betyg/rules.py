@@ -5,7 +5,10 @@ codes (``amneskoder.md``) say more, and so do the grade scales (seed 004). Each 
 
 - ``guid``: elev id, skola, betygsgrupp and beslutsfattare persons are platform GUIDs in braces.
 - ``grade-kind``: grundskoleutbildning (GR, GRSAR) is graded per subject, so a kursbetyg there is wrong.
-- ``subject-code``: an ämnesförkortning is one of the listed codes; M1/M2/ML carry a 3-letter language.
+- ``subject-code``: an ämnesförkortning is one of the listed codes; M1/M2/ML carry a language, written
+  in the code (``M2DEU``) or in ``<språk>`` beside it (``M2`` + ``DEU``), which the codec reads as one code.
+- ``subject-language``: that language is one of Skolverket's språkkoder (ISO 639-3, in capitals) or one of
+  the older codes amneskoder.md still accepts, and a ``<språk>`` names the same language as the code.
 - ``subject-ungraded``: the grundsärskola subjects marked * (ES, KOM, MOT, VAA, VEU) are never graded.
 - ``term-date``: VT is January–July and HT July–December of the termin's year, matching ``datum``.
 - ``decided-by``: LÄRARE and REKTOR name at least one person; EXTERN needs none.
@@ -20,6 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from skolflow.connectors.beda.grade_scales import check_grade
 from skolflow.connectors.betyg.codec import Source, iter_students
@@ -33,7 +38,12 @@ SUBJECT_CODES = frozenset({
     "RE", "SH", "SL", "SO", "SV", "SVA", "TK", "TN", "VAA", "VEU",
 })
 UNGRADED_SUBJECTS = frozenset({"ES", "KOM", "MOT", "VAA", "VEU"})  # marked * in amneskoder.md
-LANGUAGE_SUBJECT = re.compile(r"^(M1|M2|ML)([A-Z]{3})?$")  # moderna språk (M1, M2), modersmål (ML) + språkkod
+LANGUAGE_SUBJECT = re.compile(r"^(M1|M2|ML)(.*)$")  # moderna språk (M1, M2), modersmål (ML) + språkkod
+LANGUAGE_CODE = re.compile(r"^[A-Z]{3}$")
+# amneskoder.md: accepted beside Skolverket's list for backward compatibility.
+# Skolverket's språkkoder: the ISO 639-3 table, one code a line (see the file's header for its source).
+LANGUAGE_CODES_FILE = Path(__file__).with_name("iso-639-3.txt")
+OLDER_LANGUAGE_CODES = frozenset({"ARM", "FRE", "CHI", "KUR", "PER", "ROM", "RUM", "GER"})
 SUBJECT_GRADED_FORMS = frozenset({"GR", "GRSAR"})
 TERM_MONTHS = {"VT": range(1, 8), "HT": range(7, 13)}
 
@@ -58,13 +68,38 @@ def _guid_problems(student: str, code: str, grade: GradeRecord) -> Iterator[Prob
             yield Problem(student, code, "guid", f"{field} {value!r} är inte ett GUID inom klamrar {{…}}")
 
 
+@cache
+def language_codes() -> frozenset[str]:
+    """Every språkkod a language subject may carry: Skolverket's (ISO 639-3) and the older ones."""
+    lines = LANGUAGE_CODES_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#")) | OLDER_LANGUAGE_CODES
+
+
+def _language_problems(student: str, grade: GradeRecord, subject: str, language: str) -> Iterator[Problem]:
+    code = grade.code
+    if not language:
+        yield Problem(student, code, "subject-code",
+                      f"ämnesförkortningen {code!r} saknar språkkod (t.ex. {code}DEU eller <språk>DEU</språk>)")
+        return
+    if not LANGUAGE_CODE.match(language):
+        yield Problem(student, code, "subject-code",
+                      f"ämnesförkortningen {code!r} är inte {subject} följt av en språkkod med tre versaler "
+                      f"(t.ex. {subject}DEU)")
+    elif language not in language_codes():
+        yield Problem(student, code, "subject-language",
+                      f"språkkoden {language!r} i {code} finns varken bland Skolverkets språkkoder (ISO 639-3) "
+                      "eller bland ämneskodernas äldre koder")
+    if grade.sprak and grade.sprak != language:
+        yield Problem(student, code, "subject-language",
+                      f"ämnesförkortningen {code} anger språket {language}, men <språk> anger {grade.sprak!r}")
+
+
 def _subject_problems(student: str, grade: GradeRecord) -> Iterator[Problem]:
     code = grade.code
     language = LANGUAGE_SUBJECT.match(code)
-    if language and language.group(2) is None:
-        yield Problem(student, code, "subject-code",
-                      f"ämnesförkortningen {code!r} saknar språkkod (t.ex. {code}DEU)")
-    elif not language and code not in SUBJECT_CODES:
+    if language:
+        yield from _language_problems(student, grade, language.group(1), language.group(2))
+    elif code not in SUBJECT_CODES:
         yield Problem(student, code, "subject-code", f"ämnesförkortningen {code!r} finns inte i ämneskoderna")
     if code in UNGRADED_SUBJECTS:
         yield Problem(student, code, "subject-ungraded",

@@ -13,6 +13,10 @@ longer knows which form the removed grades had.
 
 ``POST /_sandbox/students/{id}/grades`` changes or removes one grade, as a teacher would, and marks the
 student changed now, so tests and the demo can watch full-list semantics carry a removal.
+
+``PUT /_sandbox/betyg/answer`` plants a body (any bytes) that every later valid request is answered
+with instead of the data set, until ``DELETE /_sandbox/betyg/answer``: a test can serve what no data set
+produces, such as another version's namespace, and watch the pipeline refuse it.
 """
 
 from __future__ import annotations
@@ -141,6 +145,7 @@ class GradeEdit(BaseModel):
 def create_app(dataset: Dataset, token: str | None = None) -> FastAPI:
     """The Betyg API sandbox over ``dataset``; requests must carry ``Bearer <token>`` when one is given."""
     app = FastAPI(title="Betyg API sandbox (PING PONG grades v1.1)")
+    planted: dict[str, bytes] = {}  # "answer" → the body to send instead of the data set's
 
     @app.get("/api/skolplattform/betyg")
     def betyg(request: Request) -> Response:
@@ -154,9 +159,20 @@ def create_app(dataset: Dataset, token: str | None = None) -> FastAPI:
         if school_type is not None and school_type not in SCHOOL_TYPES:
             return PlainTextResponse(
                 f"unknown schoolType {school_type!r}; expected one of {', '.join(SCHOOL_TYPES)}", status_code=400)
+        if "answer" in planted:
+            return Response(planted["answer"], media_type=XML_MEDIA_TYPE)
         body = io.BytesIO()
         encode(body, select_students(dataset, start, end, school_type), start, end)
         return Response(body.getvalue(), media_type=XML_MEDIA_TYPE)
+
+    @app.put("/_sandbox/betyg/answer", include_in_schema=False)
+    async def plant_answer(request: Request) -> dict[str, int]:
+        planted["answer"] = await request.body()
+        return {"bytes": len(planted["answer"])}
+
+    @app.delete("/_sandbox/betyg/answer", include_in_schema=False)
+    def clear_answer() -> dict[str, bool]:
+        return {"cleared": planted.pop("answer", None) is not None}
 
     @app.post("/_sandbox/students/{student_id}/grades", include_in_schema=False)
     def edit_grade(student_id: str, edit: GradeEdit) -> dict[str, object]:

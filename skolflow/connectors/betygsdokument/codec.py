@@ -20,6 +20,7 @@ from skolflow.connectors.betyg.codec import (
     SCHEMA_DIR,
     InvalidDocumentError,
     Source,
+    expecting_root,
     format_xs_datetime,
     parse_xs_boolean,
     parse_xs_date,
@@ -80,7 +81,8 @@ def _document(element: etree._Element) -> GradeDocument:
 
 def iter_documents(source: Source) -> Iterator[GradeDocument]:
     """Each ``<dokument>`` in order, built and released one at a time."""
-    for element in xmlsafe.iterparse(source, _q("dokument")):
+    for element in xmlsafe.iterparse(source, _q("dokument"), on_root=expecting_root(_q("betygsdokument"),
+                                                                                   "Betygsdokument API 2.0")):
         yield _document(element)
 
 

@@ -118,7 +118,7 @@ class DnpClient:
                  write_rate: float = WRITE_CALLS_PER_SECOND, read_rate: float = READ_CALLS_PER_SECOND,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES):
         self._settings = http or HttpSettings()
-        self._http = build_client(base_url, self._settings, headers={"Accept": "application/json"})
+        self._http = build_client(base_url, self._settings, system=SYSTEM, headers={"Accept": "application/json"})
         self._token = token
         self.writes = RateLimiter(write_rate * RATE_MARGIN)
         self.reads = RateLimiter(read_rate * RATE_MARGIN)

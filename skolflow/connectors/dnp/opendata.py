@@ -152,7 +152,7 @@ class OpenDataClient:
 
     def __init__(self, base_url: str, http: HttpSettings | None = None):
         self._settings = http or HttpSettings()
-        self._http = build_client(base_url, self._settings, headers={"Accept": "application/json"})
+        self._http = build_client(base_url, self._settings, system=SYSTEM, headers={"Accept": "application/json"})
 
     async def __aenter__(self) -> OpenDataClient:
         return self

@@ -30,7 +30,7 @@ from skolflow.connectors.dnp.models import (
     Person,
     Severity,
 )
-from skolflow.identity import InvalidIdentity, mask, parse_swedish_identity
+from skolflow.identity import InvalidIdentity, Rule, mask, parse_swedish_identity
 
 SCHOOL_TYPES = ("GR", "SP", "SAM", "GY", "VUXGY")
 SCHOOL_YEAR_REQUIRED = ("GR", "SP", "SAM")
@@ -88,7 +88,7 @@ MISSING_VALUE = "Värde saknas"
 POOR_VALUE = "Bristfälligt värde"
 MISSING_REFERENCE = "Referens saknas"
 
-_TEMPORARY = re.compile(r"(\d{4})(\d{2})(\d{2})TF(\d)(\d)")
+_TEMPORARY = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})TF[0-9]{2}")
 _EPPN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -122,19 +122,21 @@ def warnings(violations: list[Violation]) -> list[Violation]:
 def civic_no_kind(value: str) -> str:
     """``personnummer``, ``samordningsnummer`` or ``tillfälligt personnummer``; InvalidIdentity otherwise.
 
-    DNP wants 12 characters without separators; checksums and dates come from skolflow.identity.
+    DNP's contract: "12 siffror utan separatorer", so a separated or ten-digit number is a rule break, not
+    normalised; personnummer and samordningsnummer are skolflow.identity's wire form (its one policy), an
+    interimistiskt nummer is refused there. The temporary number is DNP's own standard ``ÅÅÅÅMMDDTFxx``, exactly
+    so written and starting with a real date; any other letters in the serial are not DNP's standard.
     """
     temporary = _TEMPORARY.fullmatch(value)
     if temporary:
-        year, month, day = (int(part) for part in temporary.groups()[:3])
+        year, month, day = (int(part) for part in temporary.groups())
         try:
             dt.date(year, month, day)
         except ValueError:
-            raise InvalidIdentity(f"{mask(value)}: a temporary number must start with a valid date") from None
+            raise InvalidIdentity(f"{mask(value)}: a temporary number must start with a valid date",
+                                  Rule.DATE) from None
         return "tillfälligt personnummer"
-    if not re.fullmatch(r"\d{12}", value):
-        raise InvalidIdentity(f"{mask(value)}: DNP takes 12 digits without separators (ÅÅÅÅMMDDNNNN)")
-    return str(parse_swedish_identity(value).kind)
+    return str(parse_swedish_identity(value, wire=True).kind)
 
 
 def _school_unit(attribute: str, unit_id: str, school_units: Collection[str] | None) -> list[Violation]:

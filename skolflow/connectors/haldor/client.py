@@ -108,7 +108,7 @@ class HaldorClient:
 
     def __init__(self, base_url: str, client_id: str, client_secret: str, http: HttpSettings | None = None):
         self._settings = http or HttpSettings()
-        self._http = build_client(base_url, self._settings, headers={"Accept": "application/json"})
+        self._http = build_client(base_url, self._settings, system=SYSTEM, headers={"Accept": "application/json"})
         self._auth = BearerSession(SYSTEM, self._http, self._settings.retry, client_id, client_secret)
 
     async def __aenter__(self) -> HaldorClient:

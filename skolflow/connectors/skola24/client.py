@@ -61,7 +61,8 @@ class Skola24Client:
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Self:
-        self._client = build_client(self.base_url, self.http, headers={"Authorization": f"ApiKey {self._api_key}"})
+        self._client = build_client(self.base_url, self.http, system=SYSTEM,
+                                    headers={"Authorization": f"ApiKey {self._api_key}"})
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

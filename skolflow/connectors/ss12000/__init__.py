@@ -7,7 +7,14 @@ with their memberships, activities with their syllabus, and what was deleted. Th
 never pulls in FastAPI.
 """
 
-from skolflow.connectors.ss12000.client import LOOKUP_CHUNK_SIZE, PagingError, SS12000Client
+from skolflow.connectors.ss12000.client import (
+    LOOKUP_CHUNK_SIZE,
+    PagingError,
+    Problem,
+    Refused,
+    RefusedRecord,
+    SS12000Client,
+)
 from skolflow.connectors.ss12000.models import (
     Activity,
     ActivityExpanded,
@@ -26,6 +33,7 @@ from skolflow.connectors.ss12000.models import (
     OrganisationReference,
     Page,
     Person,
+    PersonIdentity,
     SchoolUnitReference,
     Syllabus,
 )
@@ -50,6 +58,10 @@ __all__ = [
     "Page",
     "PagingError",
     "Person",
+    "PersonIdentity",
+    "Problem",
+    "Refused",
+    "RefusedRecord",
     "SS12000Client",
     "SchoolUnitReference",
     "Syllabus",

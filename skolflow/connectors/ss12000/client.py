@@ -6,6 +6,21 @@ resolve a batch of ids in a few calls instead of one GET per id. Every call goes
 :func:`skolflow.connectors.http.request`, so retries, timeouts and :class:`RemoteError` behave as in
 every other connector.
 
+Sources are read record by record (DESIGN §5, tolerant readers). A record that does not read as the
+model its reader asked for is not returned: it is added to :attr:`SS12000Client.refused` with its id,
+each field and the rule it breaks (never its values), for the caller to record, and the rest go on. A page
+that cannot be read at all (not JSON, no ``data`` list) still fails the call. What real servers do beyond
+the contract is tolerated here, each in one place:
+
+- a ``pageToken`` that loses the query's filters: every filter the client can judge from the record itself
+  is applied again to each record, and an id already read is not read again;
+- ``POST …/lookup`` refused (a 4xx other than 401, or 501): the client pages the list endpoint instead and
+  keeps what was asked for, for the rest of the client's life;
+- ``GET /deletedEntities`` answering a bare list of ids instead of an object of lists;
+- errors as ``{"detail": …}`` instead of the contract's ``{code, message}``: either is what the exception says;
+- timestamps without an offset, ``civicNo`` written ``ÅÅMMDD-NNNN``, fields skolflow never reads that break
+  the schema: see :mod:`skolflow.connectors.ss12000.models`.
+
 Identity numbers only ever travel as the ``civicNo`` query parameter (kept out of exception
 messages: the URL is passed to ``request`` without its query) or in a lookup body.
 """
@@ -13,14 +28,19 @@ messages: the URL is passed to ``request`` without its query) or in a lookup bod
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, ValidationError
 
-from skolflow.connectors.http import HttpSettings, build_client, request
+from skolflow.connectors.http import HttpSettings, RemoteError, build_client, request
 from skolflow.connectors.ss12000.models import (
+    DELETED_FIELDS,
+    READ_FROM_SOURCE,
+    SOURCE_TIMEZONE,
     ActivityExpand,
     ActivityExpanded,
     DeletedEntities,
@@ -39,10 +59,14 @@ from skolflow.connectors.ss12000.models import (
     Page,
     Person,
     PersonExpand,
+    PersonIdentity,
     PersonsLookup,
     RelationshipEntityType,
     SchoolType,
+    civic_no_in_contract_form,
 )
+from skolflow.errors import MODEL_CONTEXT, SafeError, sanitise, scrub
+from skolflow.identity import InvalidIdentity, mask_text
 
 SYSTEM = "ss12000"
 # The contract sets no limit on a lookup body but answers 503 when "the answer is too big for the
@@ -50,12 +74,44 @@ SYSTEM = "ss12000"
 LOOKUP_CHUNK_SIZE = 100
 
 Item = TypeVar("Item", bound=Entity)
+PersonRead = TypeVar("PersonRead", bound=PersonIdentity)
 Paged = TypeVar("Paged", bound=BaseModel)
+Parsed = TypeVar("Parsed")
 QueryValue = str | Sequence[str]
+# A test of a record as the server sent it (before it is read): does it match what the query asked for?
+Check = Callable[[Mapping[str, Any]], bool]
 
 
 class PagingError(Exception):
     """The server handed back a pageToken it had already given: following it would never end."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One field of a source record and the rule it breaks: pydantic's error type, with the model's bounds."""
+
+    field: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A source record skolflow could not read: the endpoint that listed it, its id ("" if it has none), why."""
+
+    path: str
+    record_id: str
+    problems: tuple[Problem, ...]
+
+    def __str__(self) -> str:
+        return "; ".join(f"record {self.record_id or '(no id)'}: {p.field}: {p.rule}" for p in self.problems)
+
+
+class RefusedRecord(SafeError, ValueError):
+    """The one record a ``GET …/{id}`` asked for could not be read; the message says only id, field and rule."""
+
+    def __init__(self, refused: Refused):
+        super().__init__(f"{SYSTEM} GET {refused.path}: {refused}")
+        self.refused = refused
 
 
 def _query_time(value: dt.datetime) -> str:
@@ -107,11 +163,205 @@ def _chunks(values: Sequence[str], size: int) -> Iterable[list[str]]:
         yield list(values[start:start + size])
 
 
+def _validated(validate: Callable[[bytes], Parsed], response: httpx.Response, path: str) -> Parsed:
+    """``validate`` the answer; a page that does not is named by its record id, field path and rule only.
+
+    pydantic's own error quotes the record (name, address, civic number) as ``input_value``.
+    """
+    try:
+        return validate(response.content)
+    except ValueError as exc:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
+        raise sanitise(exc, where=f"{SYSTEM} {response.request.method} {path}",
+                       json_document=response.content) from None
+
+
+def _list_as_page(content: bytes) -> Any:
+    """The JSON of an answer; a bare list (as some servers answer ``/deletedEntities``) is a last page of it."""
+    body = json.loads(content)
+    return {"data": body} if isinstance(body, list) else body
+
+
+# Reading one record
+
+
+def _raw_id(raw: Any) -> str | None:
+    """A record's id as the server wrote it, compared without case (UUIDs), or None."""
+    value = raw.get("id") if isinstance(raw, Mapping) else None
+    return str(value).lower() if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    """``enrolments[0].schoolType``; a key that came from the input (a dict's) is scrubbed like any text."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{scrub(str(part))}"
+    return path or "(record)"
+
+
+def _rule(error: Mapping[str, Any]) -> str:
+    context = ", ".join(f"{key}={error['ctx'][key]}" for key in MODEL_CONTEXT if key in error.get("ctx", {}))
+    return f"{error['type']} ({context})" if context else str(error["type"])
+
+
+def _refusal(path: str, raw: Any, exc: ValidationError) -> Refused:
+    value = raw.get("id") if isinstance(raw, Mapping) else None
+    record_id = scrub(str(value)) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    problems = tuple(Problem(_field(e["loc"]), _rule(e)) for e in exc.errors(include_url=False, include_input=False))
+    return Refused(path, record_id, problems)
+
+
+# What a query asked for, judged again on each record (a pageToken that lost the filters)
+
+
+def _at(record: Mapping[str, Any], path: str) -> Any:
+    node: Any = record
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _among(path: str, wanted: str | Iterable[str] | None) -> Check | None:
+    """The field is one of ``wanted`` (ids and codes compared without case); a record without it is not judged."""
+    values = {value.lower() for value in _as_list(wanted)}
+    if not values:
+        return None
+    return lambda record: _at(record, path) is None or str(_at(record, path)).lower() in values
+
+
+def _holding(path: str, key: str | None, wanted: str | Iterable[str] | None) -> Check | None:
+    """The list field holds one of ``wanted``: an element's ``key`` (a dotted path), or the element itself."""
+    values = {value.lower() for value in _as_list(wanted)}
+    if not values:
+        return None
+
+    def check(record: Mapping[str, Any]) -> bool:
+        found = _at(record, path)
+        if not isinstance(found, list):
+            return found is None
+        held = [_at(element, key) if key and isinstance(element, Mapping) else element for element in found]
+        return any(str(value).lower() in values for value in held if value is not None)
+
+    return check
+
+
+def _date(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _time(value: Any) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=SOURCE_TIMEZONE) if parsed and parsed.tzinfo is None else parsed
+
+
+def _dates(start_on_or_before: dt.date | None, start_on_or_after: dt.date | None, end_on_or_before: dt.date | None,
+           end_on_or_after: dt.date | None) -> Check | None:
+    """The contract's date bounds, inclusive; no ``endDate`` passes the end bounds; an unreadable date is not judged."""
+    if not any((start_on_or_before, start_on_or_after, end_on_or_before, end_on_or_after)):
+        return None
+
+    def check(record: Mapping[str, Any]) -> bool:
+        start, end = _date(record.get("startDate")), _date(record.get("endDate"))
+        return not ((start and start_on_or_before and start > start_on_or_before)
+                    or (start and start_on_or_after and start < start_on_or_after)
+                    or (end and end_on_or_before and end > end_on_or_before)
+                    or (end and end_on_or_after and end < end_on_or_after))
+
+    return check
+
+
+def _times(created_after: dt.datetime | None, created_before: dt.datetime | None,
+           modified_after: dt.datetime | None, modified_before: dt.datetime | None) -> Check | None:
+    """The contract's ``meta`` bounds: "before" inclusive, "after" exclusive."""
+    if not any((created_after, created_before, modified_after, modified_before)):
+        return None
+
+    def check(record: Mapping[str, Any]) -> bool:
+        created, modified = _time(_at(record, "meta.created")), _time(_at(record, "meta.modified"))
+        return not ((created and created_after and created <= created_after)
+                    or (created and created_before and created > created_before)
+                    or (modified and modified_after and modified <= modified_after)
+                    or (modified and modified_before and modified > modified_before))
+
+    return check
+
+
+def _civic_no(value: Any) -> str | None:
+    """A civic number as the models read it from a source, to compare with what was asked for."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return civic_no_in_contract_form(value)
+    except InvalidIdentity:
+        return value
+
+
+def _civic_no_is(wanted: str | None) -> Check | None:
+    if wanted is None:
+        return None
+    asked = _civic_no(wanted)
+    return lambda record: _at(record, "civicNo.value") is None or _civic_no(_at(record, "civicNo.value")) == asked
+
+
+def _names_contain(parts: str | Sequence[str] | None) -> Check | None:
+    wanted = [part.casefold() for part in _as_list(parts)]
+    if not wanted:
+        return None
+
+    def check(record: Mapping[str, Any]) -> bool:
+        names = " ".join(str(record.get(key) or "") for key in ("givenName", "middleName", "familyName")).casefold()
+        return all(part in names for part in wanted)
+
+    return check
+
+
+def _lookup_refused(exc: RemoteError) -> bool:
+    """The server has no lookup for us (405, 404, 501, …): a 4xx other than a bad token, or 501."""
+    return exc.status_code == 501 or (400 <= exc.status_code < 500 and exc.status_code != 401)
+
+
+def _said(body: str) -> str | None:
+    """The server's own words in an error answer: the contract's ``{code, message}``, or ``{"detail": …}``
+    (a string, or FastAPI's list of ``{loc, msg}``) as many servers answer."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict):
+        return None
+    message, code, detail = answer.get("message"), answer.get("code"), answer.get("detail")
+    if isinstance(message, str):
+        return f"{code}: {message}" if isinstance(code, str) and code else message
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc') or ())}: {item.get('msg')}"
+            if isinstance(item, dict) else str(item) for item in detail)
+    return None
+
+
+def _deleted_listed(ids: Sequence[Any], asked: Sequence[EntityType]) -> dict[str, list[str]]:
+    """A bare list of ids says no type: they count for every type asked about (every type, if none was).
+
+    Ids are unique across types (SS 12000's transfer ids), so an id counted for the wrong type matches nothing there.
+    """
+    found = [str(item.get("id")) if isinstance(item, Mapping) else str(item) for item in ids
+             if not isinstance(item, Mapping) or item.get("id") is not None]
+    return {DELETED_FIELDS[entity]: found for entity in (asked or DELETED_FIELDS)}
+
+
 class SS12000Client:
     """``async with SS12000Client(base_url, token) as ss: async for p in ss.persons(): ...``
 
     ``base_url`` includes the API's version path when it has one (``https://host/v2.0``).
-    ``page_size`` is sent as ``limit``; ``None`` lets the server choose.
+    ``page_size`` is sent as ``limit``; ``None`` lets the server choose. :attr:`refused` lists, in order,
+    every record the reads so far could not use.
     """
 
     def __init__(
@@ -128,8 +378,10 @@ class SS12000Client:
         self.settings = http or HttpSettings()
         self.page_size = page_size
         self.lookup_chunk_size = lookup_chunk_size
+        self.refused: list[Refused] = []
+        self._lookups_refused: set[str] = set()
         self._client = build_client(
-            base_url, self.settings,
+            base_url, self.settings, system=SYSTEM,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
 
@@ -140,7 +392,22 @@ class SS12000Client:
         await self._client.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await request(self._client, SYSTEM, method, path, retry=self.settings.retry, **kwargs)
+        try:
+            return await request(self._client, SYSTEM, method, path, retry=self.settings.retry, **kwargs)
+        except RemoteError as exc:
+            words = _said(exc.body)
+            if words:  # the server's words, not its JSON; the body stays on the exception as it came
+                exc.args = (f"{SYSTEM} answered {exc.status_code} to {exc.method} {mask_text(exc.url)}: "
+                            f"{mask_text(words[:500])}",)
+            raise
+
+    def _read(self, path: str, model: type[Item], raw: Any) -> Item | None:
+        """The record as ``model``, or None with the reason added to :attr:`refused`."""
+        try:
+            return model.model_validate(raw, context=READ_FROM_SOURCE)
+        except ValidationError as exc:
+            self.refused.append(_refusal(path, raw, exc))
+            return None
 
     async def _page_bodies(self, path: str, page_type: type[Paged],
                            query: Mapping[str, QueryValue]) -> AsyncIterator[Paged]:
@@ -154,7 +421,7 @@ class SS12000Client:
         seen: set[str] = set()
         while True:
             response = await self._call("GET", path, params=params)
-            page = page_type.model_validate_json(response.content)
+            page = _validated(lambda content: page_type.model_validate(_list_as_page(content)), response, path)
             yield page
             token = getattr(page, "pageToken", None)
             if not token:
@@ -164,28 +431,67 @@ class SS12000Client:
             seen.add(token)
             params = {"pageToken": token, **limit}
 
-    async def _pages(self, path: str, item: type[Item], query: Mapping[str, QueryValue]) -> AsyncIterator[Item]:
-        """Yield every item of a list endpoint (``{data: [...], pageToken}``), all pages."""
-        async for page in self._page_bodies(path, Page[item], query):  # type: ignore[valid-type]
-            for entry in page.data:
-                yield entry
+    async def _pages(self, path: str, model: type[Item], query: Mapping[str, QueryValue],
+                     checks: Iterable[Check | None] = ()) -> AsyncIterator[Item]:
+        """Yield every record of a list endpoint (``{data: [...], pageToken}``), all pages, each id once.
 
-    async def _get(self, path: str, item: type[Item], query: Mapping[str, QueryValue]) -> Item:
+        ``checks`` are the query's filters as the client can judge them: a server whose pageToken forgets the
+        filters lists records the query did not ask for, and some list a record again on a later page.
+        """
+        judged = [check for check in checks if check is not None]
+        seen: set[str] = set()
+        async for page in self._page_bodies(path, Page, query):
+            for raw in page.data:
+                key = _raw_id(raw)
+                if key is not None and key in seen:
+                    continue
+                if isinstance(raw, Mapping) and not all(check(raw) for check in judged):
+                    continue
+                if key is not None:
+                    seen.add(key)
+                record = self._read(path, model, raw)
+                if record is not None:
+                    yield record
+
+    async def _get(self, path: str, model: type[Item], query: Mapping[str, QueryValue]) -> Item:
         response = await self._call("GET", path, params=query)
-        return item.model_validate_json(response.content)
+        raw = _validated(json.loads, response, path)
+        record = self._read(path, model, raw)
+        if record is None:
+            raise RefusedRecord(self.refused.pop())
+        return record
 
-    async def _lookup(
-        self, path: str, item: type[Item], bodies: Iterable[BaseModel], query: Mapping[str, QueryValue]
-    ) -> list[Item]:
-        """Send each body; one object per id in the answer even when two bodies matched it."""
-        adapter = TypeAdapter(list[item])  # type: ignore[valid-type]
+    async def _lookup(self, path: str, model: type[Item], bodies: Iterable[BaseModel], query: Mapping[str, QueryValue],
+                      fallback: Callable[[], Awaitable[list[Item]]]) -> list[Item]:
+        """Send each body; one record per id in the answer even when two bodies matched it.
+
+        A server that refuses the lookup (:func:`_lookup_refused`) is asked by ``fallback`` (paging the list
+        endpoint) instead, now and for every later lookup of this client.
+        """
+        if path in self._lookups_refused:
+            return await fallback()
         found: dict[str, Item] = {}
+        seen: set[str] = set()
         for body in bodies:
-            response = await self._call(
-                "POST", path, params=query, json=body.model_dump(mode="json", exclude_none=True)
-            )
-            for entry in adapter.validate_json(response.content):
-                found.setdefault(entry.id, entry)
+            try:
+                response = await self._call(
+                    "POST", path, params=query, json=body.model_dump(mode="json", exclude_none=True)
+                )
+            except RemoteError as exc:
+                if not _lookup_refused(exc):
+                    raise
+                self._lookups_refused.add(path)
+                return await fallback()
+            answer = _validated(lambda content: Page.model_validate({"data": json.loads(content)}), response, path)
+            for raw in answer.data:
+                key = _raw_id(raw)
+                if key is not None and key in seen:
+                    continue
+                if key is not None:
+                    seen.add(key)
+                record = self._read(path, model, raw)
+                if record is not None:
+                    found.setdefault(record.id, record)
         return list(found.values())
 
     def _chunked(self, **fields: Sequence[str]) -> Iterable[dict[str, list[str]]]:
@@ -209,11 +515,13 @@ class SS12000Client:
         meta_modified_before: dt.datetime | None = None,
         expand: Sequence[PersonExpand] = (),
         expand_reference_names: bool | None = None,
-    ) -> AsyncIterator[Person]:
+        read_as: type[PersonRead] = Person,  # type: ignore[assignment]
+    ) -> AsyncIterator[PersonRead]:
         """``GET /persons``: every person matching the filters, all pages.
 
         ``relationship_organisation`` (an Organisation id, usually a school unit) with
-        ``relationship_entity_type="enrolment"`` gives the students enrolled there.
+        ``relationship_entity_type="enrolment"`` gives the students enrolled there (a filter only the server
+        can judge). ``read_as``: ``Person`` whole, or ``PersonIdentity`` for a reader that needs no more.
         """
         query = _query(**{
             "civicNo": civic_no,
@@ -224,11 +532,13 @@ class SS12000Client:
             "expand": list(expand),
             "expandReferenceNames": expand_reference_names,
         })
-        return self._pages("/persons", Person, query)
+        checks = [_civic_no_is(civic_no), _names_contain(name_contains),
+                  _times(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before)]
+        return self._pages("/persons", read_as, query, checks)
 
     async def person(self, person_id: str, *, expand: Sequence[PersonExpand] = (),
                      expand_reference_names: bool | None = None) -> Person:
-        """``GET /persons/{id}``; an unknown id raises RemoteError with status 404."""
+        """``GET /persons/{id}``; an unknown id raises RemoteError with status 404, an unreadable one RefusedRecord."""
         query = _query(expand=list(expand), expandReferenceNames=expand_reference_names)
         return await self._get(f"/persons/{person_id}", Person, query)
 
@@ -239,15 +549,26 @@ class SS12000Client:
         civic_nos: Sequence[str] = (),
         expand: Sequence[PersonExpand] = (),
         expand_reference_names: bool | None = None,
-    ) -> list[Person]:
+        read_as: type[PersonRead] = Person,  # type: ignore[assignment]
+    ) -> list[PersonRead]:
         """``POST /persons/lookup``: the persons with these ids and/or civic numbers (12 digits).
 
         Values are de-duplicated and sent at most ``lookup_chunk_size`` per call; unknown ids are
         simply absent from the answer, so callers compare what they asked for with what came back.
+        A server without the lookup is paged (``GET /persons``) for the same persons instead.
         """
         bodies = (PersonsLookup(**body) for body in self._chunked(ids=ids, civicNos=civic_nos))
         query = _query(expand=list(expand), expandReferenceNames=expand_reference_names)
-        return await self._lookup("/persons/lookup", Person, bodies, query)
+        wanted_ids = {value.lower() for value in ids}
+        wanted_civic_nos = {_civic_no(value) for value in civic_nos}
+
+        def asked_for(record: Mapping[str, Any]) -> bool:
+            return _raw_id(record) in wanted_ids or _civic_no(_at(record, "civicNo.value")) in wanted_civic_nos
+
+        async def paged() -> list[PersonRead]:
+            return [person async for person in self._pages("/persons", read_as, query, [asked_for])]
+
+        return await self._lookup("/persons/lookup", read_as, bodies, query, paged)
 
     # Organisations
 
@@ -280,7 +601,11 @@ class SS12000Client:
             **_meta_filters(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before),
             "expandReferenceNames": expand_reference_names,
         })
-        return self._pages("/organisations", Organisation, query)
+        checks = [_among("organisationType", organisation_type), _among("schoolUnitCode", school_unit_code),
+                  _among("organisationCode", organisation_code), _among("parentOrganisation.id", parent),
+                  _holding("schoolTypes", None, school_types), _among("municipalityCode", municipality_code),
+                  _times(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before)]
+        return self._pages("/organisations", Organisation, query, checks)
 
     async def organisation(self, organisation_id: str, *, expand_reference_names: bool | None = None) -> Organisation:
         """``GET /organisations/{id}``; an unknown id raises RemoteError with status 404."""
@@ -295,11 +620,23 @@ class SS12000Client:
         organisation_codes: Sequence[str] = (),
         expand_reference_names: bool | None = None,
     ) -> list[Organisation]:
-        """``POST /organisations/lookup`` by ids, school unit codes and/or organisation codes, chunked."""
+        """``POST /organisations/lookup`` by ids, school unit codes and/or organisation codes, chunked.
+
+        A server without the lookup is paged (``GET /organisations``) for the same organisations instead.
+        """
         chunks = self._chunked(ids=ids, schoolUnitCodes=school_unit_codes, organisationCodes=organisation_codes)
         bodies = (OrganisationsLookup(**body) for body in chunks)
         query = _query(expandReferenceNames=expand_reference_names)
-        return await self._lookup("/organisations/lookup", Organisation, bodies, query)
+        wanted = [(path, {value.lower() for value in values}) for path, values in
+                  (("id", ids), ("schoolUnitCode", school_unit_codes), ("organisationCode", organisation_codes))]
+
+        def asked_for(record: Mapping[str, Any]) -> bool:
+            return any(str(record.get(path)).lower() in values for path, values in wanted if record.get(path))
+
+        async def paged() -> list[Organisation]:
+            return [o async for o in self._pages("/organisations", Organisation, query, [asked_for])]
+
+        return await self._lookup("/organisations/lookup", Organisation, bodies, query, paged)
 
     # Duties, groups, activities: what DNP provisioning reads
 
@@ -323,8 +660,8 @@ class SS12000Client:
         """``GET /duties``: every duty matching the filters, all pages.
 
         ``organisation`` (an Organisation id) includes the organisation's underlying elements, so the
-        huvudman's id gives every duty. ``end_date_on_or_after=today`` keeps the current duties (a
-        duty without an end date is always included, as the contract says).
+        huvudman's id gives every duty (a filter only the server can judge). ``end_date_on_or_after=today``
+        keeps the current duties (a duty without an end date is always included, as the contract says).
         """
         query = _query(**{
             "organisation": organisation,
@@ -336,7 +673,10 @@ class SS12000Client:
             "expand": list(expand),
             "expandReferenceNames": expand_reference_names,
         })
-        return self._pages("/duties", DutyExpanded, query)
+        checks = [_among("dutyRole", duty_role), _among("person.id", person),
+                  _dates(start_date_on_or_before, start_date_on_or_after, end_date_on_or_before, end_date_on_or_after),
+                  _times(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before)]
+        return self._pages("/duties", DutyExpanded, query, checks)
 
     def groups(
         self,
@@ -369,7 +709,11 @@ class SS12000Client:
             "expand": list(expand),
             "expandReferenceNames": expand_reference_names,
         })
-        return self._pages("/groups", GroupExpanded, query)
+        checks = [_among("groupType", group_type), _among("schoolType", school_types),
+                  _among("organisation.id", organisation),
+                  _dates(start_date_on_or_before, start_date_on_or_after, end_date_on_or_before, end_date_on_or_after),
+                  _times(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before)]
+        return self._pages("/groups", GroupExpanded, query, checks)
 
     def activities(
         self,
@@ -391,7 +735,8 @@ class SS12000Client:
     ) -> AsyncIterator[ActivityExpanded]:
         """``GET /activities``: every activity matching the filters, all pages.
 
-        ``member`` is a person id (in one of the activity's groups), ``teacher`` a duty id.
+        ``member`` is a person id (in one of the activity's groups), ``teacher`` a duty id; ``member`` and
+        ``organisation`` (which includes what is under it) only the server can judge.
         ``expand=["syllabus"]`` embeds the subject or course taught, which is what tells a teaching
         activity's national test.
         """
@@ -406,17 +751,25 @@ class SS12000Client:
             "expand": list(expand),
             "expandReferenceNames": expand_reference_names,
         })
-        return self._pages("/activities", ActivityExpanded, query)
+        checks = [_holding("teachers", "duty.id", teacher), _holding("groups", "id", group),
+                  _dates(start_date_on_or_before, start_date_on_or_after, end_date_on_or_before, end_date_on_or_after),
+                  _times(meta_created_after, meta_created_before, meta_modified_after, meta_modified_before)]
+        return self._pages("/activities", ActivityExpanded, query, checks)
 
     async def deleted_entities(self, *, after: dt.datetime | None = None,
                                entities: EntityType | Sequence[EntityType] = ()) -> DeletedEntitiesData:
         """``GET /deletedEntities``: the ids removed after ``after``, per entity type, all pages merged.
 
-        Each page is an object of id lists, so pages are merged list by list (an id once per list).
+        Each page is an object of id lists, so pages are merged list by list (an id once per list). A page
+        that is a bare list of ids is read too (:func:`_deleted_listed`).
         """
-        query = _query(after=after, entities=_as_list(entities))
+        asked: list[EntityType] = [entities] if isinstance(entities, str) else list(entities)  # type: ignore[list-item]
+        query = _query(after=after, entities=asked)
         merged: dict[str, list[str]] = {}
         async for page in self._page_bodies("/deletedEntities", DeletedEntities, query):
-            for name, ids in page.data.model_dump(exclude_none=True).items():
+            lists = page.data.model_dump(exclude_none=True) if isinstance(page.data, DeletedEntitiesData) \
+                else _deleted_listed(page.data, asked)
+            for name, ids in lists.items():
                 merged[name] = list(dict.fromkeys([*merged.get(name, []), *ids]))
         return DeletedEntitiesData.model_validate(merged)
+

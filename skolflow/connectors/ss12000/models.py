@@ -1,11 +1,31 @@
-"""SS 12000:2020 v2.1 wire models: the JSON of the official OpenAPI, field for field.
+"""SS 12000:2020 v2.1 wire models: the JSON of the official OpenAPI, field for field, read tolerantly.
 
 Field names are the YAML's own (camelCase), so a model reads like the contract and dumps to it
 without aliases (``_embedded`` aside, see below). Extra fields are kept rather than rejected: a real
 server may send parts of the schema skolflow does not model (vendor fields, a person's ``_embedded``),
-and skolflow must accept every document the official schema accepts. Enumerations are ``Literal``
-types with the YAML's values, so a value outside the contract fails loudly instead of being guessed
-at — this matters most for ``securityMarking``, which decides whether a name may be shown at all.
+and skolflow must accept every document the official schema accepts.
+
+Real student-information systems also send what the schema does not accept, so the models are strict
+only where skolflow reads (DESIGN §5, tolerant readers); the client reads a page record by record and
+refuses a record for these checks alone, naming its id, the field and the rule:
+
+- A field skolflow never reads is :data:`Unread`: kept when it reads as the contract says, dropped
+  (``None``) when it does not — an address without ``country``, an ``assignmentRoleType`` outside the
+  enum, a missing ``calendarEventsRequired`` cost the record nothing.
+- A field skolflow reads keeps the contract's type: required is required, and an enumeration is a
+  ``Literal`` of the YAML's values, so a value outside the contract refuses the record instead of being
+  guessed at — this matters most for ``securityMarking``, which decides whether a name may be shown at
+  all. A reader that needs less reads a smaller model (:class:`PersonIdentity` for the identity join),
+  so a record is never refused for what its reader does not use. ``Organisation.schoolTypes`` is the
+  exception: skolflow only asks whether it holds a DNP school type, and a value outside the enum is not
+  one, so its values are plain strings.
+- Times without an offset are taken as Swedish time (Europe/Stockholm), where SS 12000 servers run.
+- Read from a source (the client passes :data:`READ_FROM_SOURCE` as validation context), a ``civicNo``
+  written with a separator or in ten digits (``ÅÅMMDD-NNNN``) becomes the contract's twelve digits by
+  :func:`skolflow.identity.parse_swedish_identity`'s one policy, and one that policy refuses is refused
+  with its rule. Models built in code (the sandbox, tests) are taken as given.
+- An activity's teacher given as ``{person}`` instead of ``{duty}`` is read (:class:`DutyAssignment`);
+  the mapping finds the person's duty.
 
 Modelled: persons and organisations (the Betyg → Beda identity join), duties, groups with their
 memberships, activities with the syllabus they teach, and deleted entities (DNP provisioning). A list
@@ -17,9 +37,56 @@ it is the Python attribute ``embedded`` (a leading underscore is private in pyda
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, Literal, TypeVar
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from skolflow.identity import InvalidIdentity, parse_swedish_identity
+
+# Where SS 12000 servers keep their clocks: a time written without an offset is taken as this zone's.
+SOURCE_TIMEZONE = ZoneInfo("Europe/Stockholm")
+# Validation context of what the client reads from a server (see CivicNo).
+READ_FROM_SOURCE: dict[str, bool] = {"read_from_source": True}
+# Twelve characters without a separator: the contract's form, left for Beda's and DNP's rules to judge
+# (digits, or DNP's temporary ÅÅÅÅMMDDTFxx).
+_CONTRACT_CIVIC_NO = re.compile(r"[0-9A-Za-z]{12}")
+
+
+def civic_no_in_contract_form(value: str) -> str:
+    """``value`` as the contract writes it: twelve characters without a separator are left for Beda's and DNP's
+    rules to judge; any other form is read by the one separator policy (InvalidIdentity when it refuses it)."""
+    return value if _CONTRACT_CIVIC_NO.fullmatch(value) else parse_swedish_identity(value).number
+
+
+def _dropped_if_unreadable(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+# A field skolflow never reads: read if it can be, else dropped, never the reason a record is refused.
+Unread = WrapValidator(_dropped_if_unreadable)
+
+
+def _with_offset(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=SOURCE_TIMEZONE)
+
+
+SourceDateTime = Annotated[dt.datetime, AfterValidator(_with_offset)]
 
 
 class WireModel(BaseModel):
@@ -83,8 +150,8 @@ ActivityExpand = Literal["groups", "teachers", "syllabus"]
 
 
 class Meta(WireModel):
-    created: dt.datetime
-    modified: dt.datetime
+    created: SourceDateTime
+    modified: SourceDateTime
 
 
 class ObjectReference(WireModel):
@@ -107,7 +174,7 @@ class ProgrammeReference(ObjectReference):
 
 
 class PersonReference(ObjectReference):
-    securityMarking: SecurityMarking | None = None
+    securityMarking: Annotated[SecurityMarking | None, Unread] = None
 
 
 class DutyReference(ObjectReference):
@@ -132,6 +199,19 @@ class CivicNo(WireModel):
     value: str
     nationality: str = "SE"
 
+    @field_validator("value")
+    @classmethod
+    def _in_the_contracts_form(cls, value: str, info: ValidationInfo) -> str:
+        """Read from a source, ``ÅÅMMDD-NNNN`` and the other written forms become the 12 digits, or the record is
+        refused with the identity rule the number breaks."""
+        if not (info.context or {}).get("read_from_source"):
+            return value
+        try:
+            return civic_no_in_contract_form(value)
+        except InvalidIdentity as exc:
+            raise PydanticCustomError(f"identity_{exc.rule.name.lower()}", "not a personnummer or "
+                                      "samordningsnummer: {rule}", {"rule": exc.rule.value}) from None
+
 
 class Email(WireModel):
     value: str
@@ -151,6 +231,8 @@ class ExternalIdentifier(WireModel):
 
 
 class PersonAddress(WireModel):
+    """``Person.addresses[]``: served by the sandbox, never read by skolflow."""
+
     type: AddressType = "Folkbokföring"
     streetAddress: str
     locality: str
@@ -174,34 +256,44 @@ class Enrolment(WireModel):
     endDate: dt.date | None = None
     cancelled: bool | None = None
     educationCode: str | None = None
-    programme: ProgrammeReference | None = None
+    programme: Annotated[ProgrammeReference | None, Unread] = None
     specification: str | None = None
 
 
 class Entity(WireModel):
-    """What every top-level SS 12000 object has: a transfer id shared by all systems, and meta."""
+    """What every top-level SS 12000 object has: a transfer id shared by all systems, and meta.
+
+    ``meta`` is required by the contract, but skolflow reads every source whole and never by time.
+    """
 
     id: str
-    meta: Meta
+    meta: Annotated[Meta | None, Unread] = None
 
 
-class Person(Entity):
+class PersonIdentity(Entity):
+    """What the identity join reads of a Person: its civic number and security marking, nothing else."""
+
+    civicNo: CivicNo | None = None
+    securityMarking: SecurityMarking | None = None
+
+
+class Person(PersonIdentity):
+    """A Person as DNP provisioning reads it: names, EPPNs, e-mail addresses and enrolments too."""
+
     givenName: str
     middleName: str | None = None
     familyName: str
     eduPersonPrincipalNames: list[str] | None = None
     externalIdentifiers: list[ExternalIdentifier] | None = None
-    civicNo: CivicNo | None = None
-    birthDate: dt.date | None = None
-    sex: Sex | None = None
-    securityMarking: SecurityMarking | None = None
-    personStatus: PersonStatus | None = None
+    birthDate: Annotated[dt.date | None, Unread] = None
+    sex: Annotated[Sex | None, Unread] = None
+    personStatus: Annotated[PersonStatus | None, Unread] = None
     emails: list[Email] | None = None
-    phoneNumbers: list[PhoneNumber] | None = None
-    addresses: list[PersonAddress] | None = None
-    photo: str | None = None
+    phoneNumbers: Annotated[list[PhoneNumber] | None, Unread] = None
+    addresses: Annotated[list[PersonAddress] | None, Unread] = None
+    photo: Annotated[str | None, Unread] = None
     enrolments: list[Enrolment] | None = None
-    responsibles: list[Responsible] | None = None
+    responsibles: Annotated[list[Responsible] | None, Unread] = None
 
 
 class OrganisationAddress(WireModel):
@@ -221,21 +313,23 @@ class ContactInfo(WireModel):
 
 
 class Organisation(Entity):
-    displayName: str
+    """``schoolTypes`` holds SchoolTypesEnum values, as plain strings (see the module's docstring)."""
+
+    displayName: Annotated[str | None, Unread] = None
     organisationCode: str | None = None
     organisationType: OrganisationType
     organisationNumber: str | None = None
     parentOrganisation: OrganisationReference | None = None
     schoolUnitCode: str | None = None
-    schoolTypes: list[SchoolType] | None = None
-    address: OrganisationAddress | None = None
-    municipalityCode: str | None = None
-    url: str | None = None
-    email: str | None = None
-    phoneNumber: str | None = None
-    contactInfo: list[ContactInfo] | None = None
-    startDate: dt.date | None = None
-    endDate: dt.date | None = None
+    schoolTypes: list[str] | None = None
+    address: Annotated[OrganisationAddress | None, Unread] = None
+    municipalityCode: Annotated[str | None, Unread] = None
+    url: Annotated[str | None, Unread] = None
+    email: Annotated[str | None, Unread] = None
+    phoneNumber: Annotated[str | None, Unread] = None
+    contactInfo: Annotated[list[ContactInfo] | None, Unread] = None
+    startDate: Annotated[dt.date | None, Unread] = None
+    endDate: Annotated[dt.date | None, Unread] = None
 
 
 class AssignmentRole(WireModel):
@@ -251,13 +345,13 @@ class Duty(Entity):
     """A staff member's duty at an organisation (usually a school unit): the role they have there."""
 
     person: PersonReference | None = None
-    assignmentRole: list[AssignmentRole] | None = None
+    assignmentRole: Annotated[list[AssignmentRole] | None, Unread] = None
     dutyAt: OrganisationReference
     dutyRole: DutyRole
-    description: str | None = None
-    signature: str | None = None
-    dutyPercent: int | None = None
-    hoursPerYear: int | None = None
+    description: Annotated[str | None, Unread] = None
+    signature: Annotated[str | None, Unread] = None
+    dutyPercent: Annotated[int | None, Unread] = None
+    hoursPerYear: Annotated[int | None, Unread] = None
     startDate: dt.date
     endDate: dt.date | None = None
 
@@ -269,7 +363,7 @@ class DutyEmbedded(WireModel):
 class DutyExpanded(Duty):
     """What ``GET /duties`` answers: a Duty, with the person when ``expand=person`` was asked."""
 
-    embedded: DutyEmbedded | None = Field(None, alias="_embedded")
+    embedded: Annotated[DutyEmbedded | None, Unread] = Field(None, alias="_embedded")
 
 
 class GroupMembership(WireModel):
@@ -304,7 +398,7 @@ class GroupEmbedded(WireModel):
 class GroupExpanded(Group):
     """What ``GET /groups`` answers; ``expand=assignmentRoles`` embeds the duties' tasks towards the group."""
 
-    embedded: GroupEmbedded | None = Field(None, alias="_embedded")
+    embedded: Annotated[GroupEmbedded | None, Unread] = Field(None, alias="_embedded")
 
 
 class Syllabus(Entity):
@@ -316,49 +410,54 @@ class Syllabus(Entity):
 
     schoolType: SchoolType
     subjectCode: str | None = None
-    subjectName: str
+    subjectName: Annotated[str | None, Unread] = None
     subjectDesignation: str | None = None
     courseCode: str | None = None
-    courseName: str | None = None
-    startSchoolYear: int | None = Field(None, ge=0, le=10)
-    endSchoolYear: int | None = Field(None, ge=0, le=10)
-    points: int | None = None
-    curriculum: Curriculum | None = None
-    languageCode: str | None = None
-    official: bool
+    courseName: Annotated[str | None, Unread] = None
+    startSchoolYear: Annotated[int | None, Unread] = None
+    endSchoolYear: Annotated[int | None, Unread] = None
+    points: Annotated[int | None, Unread] = None
+    curriculum: Annotated[Curriculum | None, Unread] = None
+    languageCode: Annotated[str | None, Unread] = None
+    official: Annotated[bool | None, Unread] = None
 
 
 class DutyAssignment(WireModel):
-    """``Activity.teachers[]``: a duty (not a person) teaching the activity."""
+    """``Activity.teachers[]``: a duty teaching the activity.
 
-    duty: DutyReference
+    The contract requires ``duty``; some servers name the teacher's ``person`` instead, which is read too
+    (not part of the contract): DNP provisioning maps it to the person's duty at the activity's unit.
+    """
+
+    duty: DutyReference | None = None
+    person: PersonReference | None = None
     startDate: dt.date | None = None
     endDate: dt.date | None = None
-    minutesPlanned: int | None = None
-    grader: bool | None = None
+    minutesPlanned: Annotated[int | None, Unread] = None
+    grader: Annotated[bool | None, Unread] = None
 
 
 class Activity(Entity):
     """Teachers (as duties) and groups brought together around a syllabus."""
 
     displayName: str
-    calendarEventsRequired: bool
+    calendarEventsRequired: Annotated[bool | None, Unread] = None
     startDate: dt.date
     endDate: dt.date | None = None
     activityType: ActivityType | None = None
-    comment: str | None = None
-    minutesPlanned: int | None = None
+    comment: Annotated[str | None, Unread] = None
+    minutesPlanned: Annotated[int | None, Unread] = None
     groups: list[GroupReference] = Field(min_length=1)
     teachers: list[DutyAssignment] | None = None
     syllabus: SyllabusReference | None = None
     organisation: OrganisationReference
-    parentActivity: ActivityReference | None = None
+    parentActivity: Annotated[ActivityReference | None, Unread] = None
 
 
 class ActivityEmbedded(WireModel):
-    groups: list[Group] | None = None
+    groups: Annotated[list[Group] | None, Unread] = None
     syllabus: Syllabus | None = None
-    teachers: list[Duty] | None = None
+    teachers: Annotated[list[Duty] | None, Unread] = None
 
 
 class ActivityExpanded(Activity):
@@ -367,16 +466,14 @@ class ActivityExpanded(Activity):
     embedded: ActivityEmbedded | None = Field(None, alias="_embedded")
 
 
-Item = TypeVar("Item", bound=Entity)
+class Page(WireModel):
+    """One page of a list endpoint (``Organisations``, ``PersonsExpanded``, …), its records not yet read.
 
-
-class Page(WireModel, Generic[Item]):
-    """One page of a list endpoint (``Organisations``, ``PersonsExpanded``, …).
-
-    ``pageToken`` is opaque; ``None`` (or absent) means there is nothing more to fetch.
+    The client reads ``data`` record by record, so that one record the contract does not describe is
+    refused alone. ``pageToken`` is opaque; ``None`` (or absent) means there is nothing more to fetch.
     """
 
-    data: list[Item]
+    data: list[Any]
     pageToken: str | None = None
 
 
@@ -426,9 +523,13 @@ class DeletedEntitiesData(WireModel):
 
 
 class DeletedEntities(WireModel):
-    """One page of ``GET /deletedEntities``: an object of id lists (not a list), and the page token."""
+    """One page of ``GET /deletedEntities``: an object of id lists, and the page token.
 
-    data: DeletedEntitiesData
+    Some servers answer a bare list of ids instead (in ``data``, or as the whole body); the client reads
+    that too (:meth:`skolflow.connectors.ss12000.client.SS12000Client.deleted_entities`).
+    """
+
+    data: DeletedEntitiesData | list[Any]
     pageToken: str | None = None
 
 

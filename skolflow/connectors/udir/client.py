@@ -7,13 +7,18 @@ XML with ``xml=True`` where a resource offers it.
 
 Udir refuses with an ``ApiError`` (400 for a broken rule, 500 with a reference guid for its own
 faults): both are raised as :class:`UdirApiError` carrying Udir's ``Message``, masked, since
-fødselsnummer travel in registrations and may be echoed back.
+fødselsnummer travel in registrations and may be echoed back. A 500 is retried, and every attempt
+Udir logs under a guid of its own: the client keeps each one (:attr:`UdirApiError.references`,
+:attr:`UdirClient.references`), since PAS's administrators can only look up the ones they are given.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
+from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +42,7 @@ from skolflow.connectors.udir.models import (
     PameldteKandidater,
     UdirModel,
 )
+from skolflow.errors import sanitise
 from skolflow.identity import mask_text
 
 SYSTEM = "udir"
@@ -49,6 +55,11 @@ MAX_SCHEMA_ZIP_BYTES = 5_000_000
 
 SERVER_ERROR_MESSAGE = ("Failed to process request. Exception logged on server with reference {guid}. "
                         "Contact PAS system administrators.")
+REFERENCE = re.compile(r"logged on server with reference ([0-9A-Za-z-]+)")
+
+# The references of the server errors met by the call in progress; each call sets its own list, and an
+# asyncio task has its own context, so calls made at the same time do not mix them up.
+_MET: ContextVar[list[str]] = ContextVar("udir_server_error_references")
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,18 @@ _FAGPERSONER = TypeAdapter(list[Fagperson])
 
 
 class UdirApiError(RemoteError):
-    """Udir refused a request with an ``ApiError``; ``message`` is its ``Message`` (masked)."""
+    """Udir refused a request with an ``ApiError``; ``message`` is its ``Message`` (masked).
 
-    def __init__(self, status_code: int, message: str, *, method: str = "", url: str = "", body: str = ""):
+    ``references``: the guid of every server error Udir answered the call with, retries included, in order.
+    """
+
+    def __init__(self, status_code: int, message: str, *, method: str = "", url: str = "", body: str = "",
+                 references: Sequence[str] = ()):
         self.message = mask_text(message)
+        self.references = tuple(references)
         super().__init__(SYSTEM, status_code, mask_text(body or message), method=method, url=url)
+        if len(self.references) > 1:  # the message quotes the last one
+            self.args = (f"{self.args[0]} (Udir's references, attempt by attempt: {', '.join(self.references)})",)
 
 
 class UdirServerError(UdirApiError, TransientError):
@@ -93,6 +111,13 @@ def api_error_message(body: str) -> str | None:
         return None
 
 
+def reference_of(body: str) -> str | None:
+    """The guid Udir logged a server error under, from its ApiError; None for any other answer."""
+    message = api_error_message(body)
+    found = REFERENCE.search(message) if message else None
+    return found.group(1) if found else None
+
+
 class UdirClient:
     """``async with UdirClient(url, client_id, secret) as udir: guid = await udir.register(pamelding)``."""
 
@@ -107,7 +132,10 @@ class UdirClient:
         token_path: str = TOKEN_PATH,
     ):
         self._settings = http or HttpSettings()
-        self._http = build_client(base_url, self._settings)
+        self._http = build_client(base_url, self._settings, system=SYSTEM)
+        self._http.event_hooks["response"].append(self._note_server_error)
+        # Every server error's reference met by this client's calls, those that succeeded on a retry too.
+        self.references: list[str] = []
         self._auth = BearerSession(SYSTEM, self._http, self._settings.retry, client_id, client_secret,
                                    token_path=token_path, basic_auth=True, scope=scope)
 
@@ -188,8 +216,8 @@ class UdirClient:
         response = await self._call("GET", path)
         try:
             return _FAGPERSONER.validate_json(response.text)
-        except ValidationError:
-            raise RemoteError(SYSTEM, response.status_code, f"not a list of Fagperson: {mask_text(response.text)}",
+        except ValidationError as exc:
+            raise RemoteError(SYSTEM, response.status_code, f"not a list of Fagperson: {sanitise(exc)}",
                               method="GET", url=path) from None
 
     # --- plumbing ---------------------------------------------------------------------------------------------------
@@ -202,16 +230,29 @@ class UdirClient:
 
     @staticmethod
     def _parse(model: type[Doc], response: httpx.Response, method: str, path: str) -> Doc:
-        """Read JSON or XML by the answer's content type; a body of another shape is a masked RemoteError."""
+        """Read JSON or XML by the answer's content type; a body of another shape is a RemoteError.
+
+        The error says where the body broke the model and how, not what it holds: candidate lists and
+        reports hold names as well as fødselsnummer.
+        """
         try:
             if "xml" in response.headers.get("content-type", ""):
                 return codec.decode(model, response.content)
             return model.model_validate_json(response.text)
-        except (ValidationError, xmlsafe.XmlDocumentError):
-            raise RemoteError(SYSTEM, response.status_code, f"not a {model.__name__}: {mask_text(response.text)}",
+        except (ValidationError, xmlsafe.XmlDocumentError) as exc:
+            raise RemoteError(SYSTEM, response.status_code, f"not a {model.__name__}: {sanitise(exc)}",
                               method=method, url=path) from None
 
+    async def _note_server_error(self, response: httpx.Response) -> None:
+        """Response hook: the reference of each server error, before the retry loop drops the answer."""
+        if response.status_code >= 500:
+            await response.aread()
+            if (reference := reference_of(response.text)) is not None:
+                _MET.get().append(reference)
+
     async def _call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        met: list[str] = []
+        context = _MET.set(met)
         try:
             if auth:
                 return await self._auth.call(method, path, path, **kwargs)
@@ -221,5 +262,8 @@ class UdirClient:
             if message is None:
                 raise
             error = UdirServerError if isinstance(exc, TransientError) else UdirApiError
-            raise error(exc.status_code, message, method=method, url=path, body=exc.body) from None
+            raise error(exc.status_code, message, method=method, url=path, body=exc.body, references=met) from None
+        finally:
+            _MET.reset(context)
+            self.references += met
 

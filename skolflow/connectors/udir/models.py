@@ -258,8 +258,18 @@ class EksamensplanResponse(UdirModel):
 
     eksamensplaner: list[Eksamensplan] = Field(default_factory=list)
 
-    def fagkoder(self) -> frozenset[str]:
-        return frozenset(eksamen.fagkode for plan in self.eksamensplaner for eksamen in plan.eksamener)
+    def fagkoder(self, opplaeringsniva: Opplaeringsniva | None = None) -> frozenset[str]:
+        """The fagkoder of one level's plan, or of every level's: Udir judges a registration at one level."""
+        return frozenset(eksamen.fagkode for plan in self.eksamensplaner
+                         if opplaeringsniva in (None, plan.opplaeringsniva) for eksamen in plan.eksamener)
+
+    def levels(self, fagkode: str) -> frozenset[Opplaeringsniva]:
+        return frozenset(plan.opplaeringsniva for plan in self.eksamensplaner
+                         if any(eksamen.fagkode == fagkode for eksamen in plan.eksamener))
+
+    def perioder(self) -> frozenset[str]:
+        """The periods the answer holds plans for: asked for a period Udir does not know, it holds none of it."""
+        return frozenset(plan.eksamensperiode.kode for plan in self.eksamensplaner)
 
 
 # --- Karakteroversikt ----------------------------------------------------------------------------------------

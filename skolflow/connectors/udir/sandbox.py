@@ -54,6 +54,7 @@ from skolflow.connectors.udir.models import (
     KandidatMedKarakter,
     KandidatReport,
     Karakteroversikt,
+    Opplaeringsniva,
     Pamelding,
     PameldingReference,
     PameldingReport,
@@ -69,6 +70,7 @@ from skolflow.sandbox.udir_data import PlannedExam, UdirData, generate
 
 DEFAULT_CLIENTS = {"sandbox-udir-client": "sandbox-udir-secret"}
 XML_TYPES = ("application/xml", "text/xml")
+LEVELS: tuple[Opplaeringsniva, ...] = ("GS", "VGS")
 
 
 class _ApiFailure(Exception):
@@ -181,12 +183,24 @@ def create_app(
         if problem:
             raise _ApiFailure(400, problem.message)
         if code not in data.exams:
-            raise _ApiFailure(400, f"Eksamensperioden {code} finnes ikke.")
+            raise _ApiFailure(400, rules.unknown_period(code).message)
         return code
 
-    def available(period_code: str, orgnr: str | None, niva: str | None) -> list[PlannedExam]:
+    def available(period_code: str, orgnr: str | None, niva: str) -> list[PlannedExam]:
         return [e for e in data.exams[period_code]
-                if (niva is None or e.niva == niva) and (not e.schools or (orgnr is not None and orgnr in e.schools))]
+                if e.niva == niva and (not e.schools or (orgnr is not None and orgnr in e.schools))]
+
+    def plan(code: str, orgnr: str | None, levels: tuple[Opplaeringsniva, ...] = LEVELS) -> EksamensplanResponse:
+        """The eksamensplan of a period Udir knows: the one answered, and the one registrations are judged by."""
+        known = next(p for p in data.periods if p.kode == code)
+        periode = Eksamensperiode(kode=code, pamelding_start=known.pamelding_start,
+                                  pamelding_stopp=known.pamelding_stopp,
+                                  gjennomforing_start=known.gjennomforing_start,
+                                  gjennomforing_stopp=known.gjennomforing_stopp)
+        return EksamensplanResponse(eksamensplaner=[
+            Eksamensplan(opplaeringsniva=niva, eksamensperiode=periode,
+                         eksamener=[_exam(e, known.gjennomforing_start) for e in available(code, orgnr, niva)])
+            for niva in levels])
 
     def kandidatnummer(orgnr: str, period_code: str, fodselsnr: str) -> str:
         key = (orgnr, period_code, fodselsnr)
@@ -292,16 +306,7 @@ def create_app(
         if opplaeringsniva not in (None, "GS", "VGS"):
             raise _ApiFailure(400, f"Opplæringsnivået '{opplaeringsniva}' er ikke gyldig (GS eller VGS).")
         orgnr = school(skoleorgno) if skoleorgno else None
-        known = next(p for p in data.periods if p.kode == code)
-        periode = Eksamensperiode(kode=code, pamelding_start=known.pamelding_start,
-                                  pamelding_stopp=known.pamelding_stopp,
-                                  gjennomforing_start=known.gjennomforing_start,
-                                  gjennomforing_stopp=known.gjennomforing_stopp)
-        plans = []
-        for niva in ("GS", "VGS") if opplaeringsniva is None else (opplaeringsniva,):
-            exams = [_exam(e, known.gjennomforing_start) for e in available(code, orgnr, niva)]
-            plans.append(Eksamensplan(opplaeringsniva=niva, eksamensperiode=periode, eksamener=exams))
-        return _answer(request, EksamensplanResponse(eksamensplaner=plans))
+        return _answer(request, plan(code, orgnr, tuple(n for n in LEVELS if opplaeringsniva in (None, n))))
 
     @app.post(PATHS.kandidatpamelding)
     async def register(request: Request) -> Response:
@@ -316,11 +321,10 @@ def create_app(
         pamelding = codec.decode(Pamelding, body)
         orgnr = school(pamelding.orgnr)
         code = pamelding.eksamens_periode_kode
-        niva = pamelding.opplaeringsniva or next(s.niva for s in data.schools if s.orgnr == orgnr)
-        fagkoder = {e.fagkode for e in available(code, orgnr, niva)} if code in data.exams else None
-        problems_400 = rules.request_problems(pamelding, fagkoder)
-        if not problems_400 and code not in data.exams:
-            raise _ApiFailure(400, f"Eksamensperioden {code} finnes ikke.")
+        # Without an Opplaeringsniva of its own, a registration is judged at the school's level.
+        judged_by = plan(code, orgnr) if code in data.exams else EksamensplanResponse()
+        problems_400 = rules.request_problems(pamelding, judged_by, next(s.niva for s in data.schools
+                                                                         if s.orgnr == orgnr))
         if problems_400:
             raise _ApiFailure(400, " ".join(p.message for p in problems_400))
         guid = str(uuid.uuid4())
