@@ -4,17 +4,21 @@ The file says which deployments an environment has, their schedules (cron in the
 zone: Europe/Stockholm or Europe/Oslo), their parameters and the work pool; the code here says what
 every deployment of a pipeline has in common: its flow, its concurrency (Betyg → Beda runs never
 overlap; a DNP run waits for the one before), its tags. ``skolflow deploy`` registers them with the
-Prefect server for a process worker; ``skolflow serve`` runs them in one long-lived process instead.
+Prefect server for a process worker; ``skolflow serve`` runs them in one long-lived process instead;
+``skolflow prefect-yaml`` writes them as a ``prefect.yaml`` for those who deploy with ``prefect deploy``.
+All three go through :func:`build`, so they cannot disagree about what a deployment is.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml  # not a dependency of skolflow's own: Prefect's, which reads prefect.yaml with it
 from prefect import Flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
@@ -159,3 +163,54 @@ async def deploy(environment: Environment, work_pool: str | None = None) -> list
         await deployment.aapply(work_pool_name=pool)
         names.append(f"{deployment.flow_name}/{deployment.name}")
     return names
+
+
+def set_working_directory_to_installed_code() -> dict[str, str]:
+    """prefect.yaml's pull step: work in the directory that holds the installed ``skolflow`` package.
+
+    prefect.yaml's entrypoints are file paths (``skolflow/flows/betyg_to_beda.py:betyg_to_beda``: the form
+    ``prefect deploy --name betyg-to-beda/nightly`` matches on), and a worker starts every run in an empty directory
+    of its own. The code is wherever this module is installed: the checkout whose ``uv run`` started a process
+    worker, or /app in the worker image (Dockerfile). Finding it here lets one prefect.yaml serve every machine
+    without naming a path that is true on only one of them. The install must be editable (uv's default), as the
+    codecs read their XSDs from ``schemas/`` beside the package.
+    """
+    directory = Path(__file__).resolve().parent.parent
+    os.chdir(directory)
+    return {"directory": str(directory)}
+
+
+def _yaml_entry(deployment: RunnerDeployment) -> dict[str, Any]:
+    """One deployment as prefect.yaml says it, field for field what ``skolflow deploy`` registers."""
+    module, function = deployment.entrypoint.rsplit(".", 1)
+    return {
+        "name": deployment.name,
+        "description": deployment.description,
+        "entrypoint": f"{module.replace('.', '/')}.py:{function}",
+        "tags": deployment.tags,
+        "parameters": deployment.parameters,
+        # Written even when empty or false, so that deploying again removes a schedule or a pause the file dropped.
+        "schedules": [{"cron": s.schedule.cron, "timezone": s.schedule.timezone} for s in deployment.schedules],
+        "paused": deployment.paused,
+        "concurrency_limit": {"limit": deployment.concurrency_limit,
+                              "collision_strategy": deployment.concurrency_options.collision_strategy.value},
+        "work_pool": {"name": deployment.work_pool_name},
+    }
+
+
+def prefect_yaml(environment: Environment, *, source: str, work_pool: str | None = None) -> str:
+    """The environment's deployments as a ``prefect.yaml`` that ``prefect --no-prompt deploy --all`` registers.
+
+    ``source`` is the deployments file it came from, named in the header so that nobody edits the copy. Without a
+    terminal ``prefect deploy`` asks nothing and takes every deployment's work pool from the file (``--pool`` is
+    ignored with ``--all``), so the pool is written into each one; it must exist (``skolflow deploy`` creates it,
+    ``prefect deploy`` does not).
+    """
+    entries = [_yaml_entry(d) for d in build(environment, work_pool=work_pool or environment.work_pool)]
+    document = {"name": "skolflow",
+                "pull": [{f"{__name__}.{set_working_directory_to_installed_code.__name__}": {}}],
+                "deployments": entries}
+    header = (f"# skolflow's deployments for the {environment.name} environment, for `prefect deploy --all`.\n"
+              f"# Generated from {source} by `skolflow prefect-yaml`: change that file and generate this one again,\n"
+              "# never edit this one by hand (README § Deployments).\n")
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)

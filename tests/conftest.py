@@ -13,6 +13,39 @@ import pytest
 from skolflow.ledger import Ledger
 
 PG_URL_ENV = "SKOLFLOW_TEST_DATABASE_URL"
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"  # what .ci/run sets; a developer's machine may have it
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Use the local PostgreSQL without being told, when it is there: a newcomer's run then skips nothing it need not.
+
+    Set here, before the tests are collected, so the ledger tests and the end-to-end tests see the same answer.
+    """
+    if not os.environ.get(PG_URL_ENV) and _reachable(LOCAL_POSTGRES):
+        os.environ[PG_URL_ENV] = LOCAL_POSTGRES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line on what was skipped and how to run it, rather than a bare count."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    said = "; ".join(f"{count} × {reason}" for reason, count in sorted(reasons.items(), key=lambda r: -r[1]))
+    terminalreporter.write_line(f"skipped: {said}. PostgreSQL tests run with {PG_URL_ENV} (or PostgreSQL at "
+                                f"{LOCAL_POSTGRES}); .ci/run runs everything.")
 
 
 def _postgres_url() -> str | None:

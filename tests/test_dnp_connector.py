@@ -55,7 +55,7 @@ from skolflow.connectors.dnp.opendata import (
 )
 from skolflow.connectors.dnp.opendata_sandbox import create_app as create_opendata_app
 from skolflow.connectors.dnp.sandbox import create_app
-from skolflow.connectors.http import HttpSettings, RetryPolicy
+from skolflow.connectors.http import HttpSettings, RateLimiter, RetryPolicy
 from skolflow.sandbox.dataset import generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
@@ -667,16 +667,46 @@ async def test_a_raw_client_beyond_five_writes_per_second_earns_429(sandbox: str
     assert all(r.status_code == 200 and r.headers["X-RateLimit-Limit"] == "10" for r in reads)
 
 
-async def test_dnp_client_never_earns_a_429_at_the_stated_limits(sandbox: str) -> None:
+async def test_dnp_client_spaces_every_call_within_the_stated_limits() -> None:
+    """The client's own decisions, not arrival times at a server (which a busy machine bunches up): every write and
+    job-status call passes the write limiter, every read the read limiter, and each limiter releases its calls at
+    least 1/5 s (writes) and 1/10 s (reads) apart even when all of them are asked for at the same instant."""
     people = [student() for _ in range(8)]
+    calls: list[tuple[str, str, str]] = []
+    unlimited = create_app(DATASET, token=TOKEN, job_delay_seconds=0.05, write_limit=10_000, read_limit=10_000)
+    with SandboxServer() as server:  # a server that does not judge: the client's decisions are what is checked
+        sandbox = server.start("dnp", with_faults(unlimited, "dnp", FaultConfig()))
+        await _spaced(sandbox, people, calls)
+
+
+async def _spaced(sandbox: str, people: list[Any], calls: list[tuple[str, str, str]]) -> None:
     async with dnp(sandbox) as client:
+        released: dict[str, list[float]] = {"writes": [0.0], "reads": [0.0]}  # the first call of each: at once
+        for name in released:
+            limiter = getattr(client, name)
+            limiter.clock = lambda: 0.0  # every call asked for at the same instant: the worst case
+
+            async def reserved(wait: float, name: str = name) -> None:
+                released[name].append(wait)  # released at 0 + wait
+            limiter.sleep = reserved
+        passing = client._call
+
+        async def call(method: str, path: str, limiter: RateLimiter, **kwargs: Any) -> httpx.Response:
+            calls.append((method, path, "writes" if limiter is client.writes else "reads"))
+            return await passing(method, path, limiter, **kwargs)
+
+        client._call = call  # type: ignore[method-assign]
         jobs = await asyncio.gather(*(client.submit("persons", [p]) for p in people))
         answers = await asyncio.gather(*(client.wait("persons", j, timeout=30, interval=0.01) for j in jobs))
         await asyncio.gather(*(client.get("persons", p.id) for p in people))
     assert all(a.responses[0].response.status == "Success" for a in answers)
-    async with httpx.AsyncClient(base_url=sandbox) as admin:
-        state = (await admin.get("/_sandbox/state")).json()
-    assert state["rate_limited"] == 0 and len(state["records"]["persons"]) == 8
+    for method, path, limiter in calls:
+        assert limiter == ("writes" if method == "POST" or "/jobs/" in path else "reads"), (method, path)
+    assert len(released["writes"]) == sum(1 for *_, name in calls if name == "writes")
+    assert len(released["reads"]) == sum(1 for *_, name in calls if name == "reads")
+    for name, most in (("writes", 5), ("reads", 10)):
+        times = sorted(released[name])
+        assert all(times[i + most] - times[i] >= 1.0 for i in range(len(times) - most)), (name, times)
 
 
 def test_log_entry_model_reads_skolverket_s_example() -> None:

@@ -29,13 +29,14 @@ from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.dnp.opendata_sandbox import create_app as create_opendata_app
 from skolflow.connectors.dnp.sandbox import create_app as create_dnp_app
 from skolflow.connectors.http import HttpSettings, RetryPolicy
-from skolflow.connectors.ss12000 import SS12000Client
+from skolflow.connectors.ss12000 import Problem, Refused, SS12000Client
 from skolflow.connectors.ss12000 import models as ss
 from skolflow.connectors.ss12000.sandbox import create_app as create_ss12000_app
 from skolflow.sandbox.dataset import TEACHER, Dataset, generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
 from skolflow.tasks.dnp_mapping import (
+    SOURCE_REFUSED,
     Mapped,
     activity_record_id,
     map_to_dnp,
@@ -554,3 +555,71 @@ def test_ids_derived_by_skolflow_are_stable_and_distinct() -> None:
     assert staff_record_id(person_id) == staff_record_id(person_id) != person_id
     assert activity_record_id(activity_source, activity_id("MA åk 6")) != activity_record_id(
         activity_source, activity_id("MA åk 9"))
+
+
+# --- the source as an imperfect server sends it (issue 12) --------------------------------------------------------
+
+
+def test_records_the_source_refused_are_rejected_in_their_step_with_id_field_and_rule(school: Source) -> None:
+    pupil, classmate, gymnasist, teacher, gy_teacher = school.persons
+    school.persons.remove(classmate)  # refused by the SS 12000 client: a member of 6A and 6MA
+    school.persons.remove(teacher)  # refused too: the duty teaching 6MA is still read
+    refused = [Refused("/persons", classmate.id, (Problem("securityMarking", "literal_error"),)),
+               Refused("/persons", teacher.id, (Problem("civicNo.value", "identity_check_digit"),
+                                                Problem("givenName", "missing"))),
+               Refused("/groups", uid(), (Problem("groupType", "literal_error"),)),
+               Refused("/activities", uid(), (Problem("activityType", "literal_error"),)),
+               Refused("/organisations", uid(), (Problem("organisationType", "literal_error"),))]
+
+    mapped = school.map(refused=refused)
+
+    source_rejections = [(r.kind, r.record_id, r.rule) for r in mapped.rejected if r.code == SOURCE_REFUSED]
+    assert source_rejections == [("persons", classmate.id, "securityMarking"), ("persons", teacher.id, "civicNo.value"),
+                                 ("persons", teacher.id, "givenName"), ("groups", refused[2].record_id, "groupType"),
+                                 ("activities", refused[3].record_id, "activityType"),
+                                 ("persons", refused[4].record_id, "organisationType")]
+    assert mapped.rejected[1].message == (f"SS 12000-posten {teacher.id} kan inte läsas: civicNo.value: "
+                                          "identity_check_digit")
+    assert [r.masked_label for r in mapped.rejected][:2] == [f"SS 12000-post {classmate.id}",
+                                                             f"SS 12000-post {teacher.id}"]
+    # Its dependants, as DNP would judge them: the refused teacher's duty, the refused pupil's memberships.
+    [duty_rejection] = [r for r in mapped.rejected if r.kind == "duties"]
+    assert (duty_rejection.record_id, duty_rejection.code) == (school.duties[0].id, rules.PERSON_MISSING)
+    assert duty_rejection.message.endswith("(Personen avvisades före överföringen.)")
+    dropped = [n for n in mapped.notes if n.kind == "groups"]
+    assert len(dropped) == 2 and all(f"SS 12000-post {classmate.id}" in n.message for n in dropped)
+    assert {p.id for p in mapped.persons} == {pupil.id, gymnasist.id, gy_teacher.id}
+    assert len(mapped.activities) == 2  # 6MA still goes, to its pupil, without the refused teacher's duty
+    maths = by_id(mapped.activities)[activity_record_id(school.activities[0].id, activity_id("MA åk 6"))]
+    assert maths.teachers is None
+
+
+def test_a_teacher_given_as_a_person_is_their_duty_at_the_activity_s_unit(school: Source) -> None:
+    maths, course = school.activities
+    teacher, gy_teacher = school.persons[3], school.persons[4]  # gy_teacher has a duty at Gymnasiet only
+    as_persons = [ss.DutyAssignment(person=ss.PersonReference(id=teacher.id)),
+                  ss.DutyAssignment(person=ss.PersonReference(id=gy_teacher.id)), ss.DutyAssignment()]
+    school.activities[0] = maths.model_copy(update={"teachers": as_persons})
+    principal = duty(teacher, role="Rektor")  # a second duty at the unit: the teacher's is the one taken
+    school.duties.insert(0, principal)
+
+    mapped = school.map()
+
+    record = by_id(mapped.activities)[activity_record_id(maths.id, activity_id("MA åk 6"))]
+    assert [t.duty.id for t in record.teachers or []] == [school.duties[1].id]
+    refused = [(r.kind, r.record_id, r.code, r.rule) for r in mapped.rejected]
+    assert refused == [("activities", maths.id, SOURCE_REFUSED, "teachers[1].person.id"),
+                       ("activities", maths.id, SOURCE_REFUSED, "teachers[2]")]
+    assert gy_teacher.id in mapped.rejected[0].message and "utan den läraren" in mapped.rejected[0].message
+    assert len(mapped.activities) == 2 and principal.id in by_id(mapped.duties)
+
+
+def test_an_activity_read_without_calendar_events_required_maps_as_any_other(school: Source) -> None:
+    maths = school.activities[0]
+    wire = {key: value for key, value in maths.to_wire().items() if key != "calendarEventsRequired"}
+    school.activities[0] = ss.ActivityExpanded.model_validate(wire, context=ss.READ_FROM_SOURCE)
+
+    mapped = school.map()
+
+    assert mapped.rejected == []
+    assert activity_record_id(maths.id, activity_id("MA åk 6")) in by_id(mapped.activities)

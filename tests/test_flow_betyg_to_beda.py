@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -259,3 +260,179 @@ async def test_a_grades_document_of_another_version_fails_the_run_before_beda_or
     assert beda_state(sandboxes) == held  # nothing received: no student, no request
     assert ledger.watermark(PIPELINE, data.huvudman_orgnr) == watermark
     assert ledger.runs(PIPELINE, limit=1)[0].status == "failed"
+
+
+# Nobody left behind (issue 12): a student refused for a cause outside the grade waits in the ledger.
+
+def valid_with_grades(data: ds.Dataset, count: int) -> list[ds.Person]:
+    """Students Beda accepts as they are, each with at least one grade."""
+    valid = valid_students(data)
+    return [p for p in data.students() if p.civic_no in valid and data.records[p.id].grades][:count]
+
+
+def hide_from_ss12000(data: ds.Dataset, students: list[ds.Person]) -> None:
+    """The school platform has graded them; the SS 12000 source does not hold them (yet)."""
+    for person in students:
+        data.persons.remove(person)
+
+
+def waiting_keys(ledger_url: str, data: ds.Dataset) -> set[str]:
+    return {row.record_key for row in Ledger.shared(ledger_url).waiting(PIPELINE, data.huvudman_orgnr)}
+
+
+async def test_students_ss12000_does_not_hold_yet_wait_and_a_later_default_run_reports_them(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str) -> None:
+    late = valid_with_grades(data, 3)
+    expected = valid_students(data)
+    hide_from_ss12000(data, late)
+    ledger = Ledger.shared(ledger_url)
+
+    first = await run(data)
+
+    assert first.is_completed(), first.message
+    assert "3 waiting (outside the grade: identity join 3), retried every run" in first.message
+    summary = last_summary(ledger_url)
+    assert (summary["waiting"], summary["waiting_because"], summary["lost"]) == (3, {"identity join": 3}, 0)
+    assert summary["accepted"] == len(expected) - 3
+    assert ledger.watermark(PIPELINE, data.huvudman_orgnr) is not None  # the waiting never hold it back
+    assert not {p.civic_no for p in late} & set(beda_state(sandboxes))
+    assert waiting_keys(ledger_url, data) == {p.id for p in late}
+    waiting = [o for o in ledger.outcomes(PIPELINE) if o.outcome == Outcome.WAITING]
+    assert {(o.source_key.strip("{}").lower(), o.errors[0]["kod"]) for o in waiting} == {(p.id, "ELEV_OKAND")
+                                                                                           for p in late}
+
+    # Still unknown to SS 12000, one of them gets a new grade: the window's version replaces the stored one.
+    changed = late[0]
+    when = platform_now()
+    grade = data.records[changed.id].grades[0]
+    new_value = "E" if grade.value != "E" and grade.school_form != "YH" else "G"
+    data.change_grade(changed.id, 0, new_value, when=when)
+    second = await run(data, end=when + dt.timedelta(minutes=1))
+    assert second.is_completed(), second.message
+    assert last_summary(ledger_url)["waiting"] == 3 and last_summary(ledger_url)["accepted"] == 0
+    assert {row.tries for row in ledger.waiting(PIPELINE, data.huvudman_orgnr)} == {2}
+
+    # SS 12000 catches up. The next run's window holds none of them, and no --from is given.
+    data.persons.extend(late)
+    third = await run(data, end=when + dt.timedelta(minutes=2))
+
+    assert third.is_completed(), third.message
+    assert "waiting" not in third.message
+    summary = last_summary(ledger_url)
+    assert (summary["accepted"], summary["waiting"], summary["students"], summary["lost"]) == (3, 0, 3, 0)
+    held = beda_state(sandboxes)
+    assert {p.civic_no for p in late} <= set(held)
+    assert held[changed.civic_no]["meriter"]["kursbetyg"][0]["betyg"] == new_value
+    assert all(held[p.civic_no]["received"] == 1 for p in late)
+    assert waiting_keys(ledger_url, data) == set()
+
+
+async def test_ss12000_out_of_reach_keeps_the_batch_waiting_and_the_next_run_sends_it(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKOLFLOW_HTTP_ATTEMPTS", "1")
+    set_faults(sandboxes, "ss12000", server_error=1.0, path_prefix="/persons/lookup")
+
+    first = await run(data, batch_size=25)
+
+    assert first.is_failed()  # an outage is for an administrator to see
+    assert "SS 12000 could not be reached for 60 students" in first.message
+    assert "0 delivered" in first.message and "60 waiting (outside the grade: SS 12000 unreachable 60)" in first.message
+    assert beda_state(sandboxes) == {}
+    assert Ledger.shared(ledger_url).watermark(PIPELINE, data.huvudman_orgnr) is not None
+    assert len(waiting_keys(ledger_url, data)) == 60
+
+    set_faults(sandboxes, "ss12000")
+    second = await run(data, batch_size=25)
+
+    assert second.is_completed(), second.message
+    assert set(beda_state(sandboxes)) == set(valid_students(data))
+    summary = last_summary(ledger_url)
+    assert (summary["rejected"], summary["waiting"], summary["lost"]) == (2, 0, 0)  # the grades' own mistakes
+    assert waiting_keys(ledger_url, data) == set()
+
+
+async def test_a_dismissed_student_is_not_retried_until_the_platform_sends_them_again(
+        sandboxes: systems.Sandboxes, data: ds.Dataset, ledger_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from skolflow.flows.cli import app
+
+    kept, dismissed = valid_with_grades(data, 2)
+    hide_from_ss12000(data, [kept, dismissed])
+    await run(data)
+    data.persons.extend([kept, dismissed])
+    ledger = Ledger.shared(ledger_url)
+
+    # A run narrowed to one kind of merit leaves the waiting students alone: each holds both kinds.
+    await run(data, what="kursbetyg")
+    assert waiting_keys(ledger_url, data) == {kept.id, dismissed.id}
+
+    result = CliRunner().invoke(app, ["pending", "dismiss", "beda", "{" + dismissed.id.upper() + "}",
+                                      "--reason", "flyttat utomlands", "--by", "admin"])
+    assert result.exit_code == 0, result.output
+    when = platform_now()
+    second = await run(data, end=when + dt.timedelta(minutes=1))
+
+    assert second.is_completed(), second.message
+    held = beda_state(sandboxes)
+    assert kept.civic_no in held and dismissed.civic_no not in held
+    assert waiting_keys(ledger_url, data) == set()
+    [row] = ledger.waiting(PIPELINE, data.huvudman_orgnr, dismissed=True)
+    assert (row.record_key, row.dismissed_by, row.dismissed_reason) == (dismissed.id, "admin", "flyttat utomlands")
+
+    # A teacher changes the dismissed student's grade: the platform sends them again, and they go.
+    grade = data.records[dismissed.id].grades[0]
+    data.change_grade(dismissed.id, 0, "E" if grade.value != "E" and grade.school_form != "YH" else "G",
+                      when=when + dt.timedelta(minutes=1))
+    third = await run(data, end=when + dt.timedelta(minutes=2))
+
+    assert third.is_completed(), third.message
+    assert dismissed.civic_no in beda_state(sandboxes)
+    assert ledger.waiting(PIPELINE, data.huvudman_orgnr, dismissed=True) == []
+
+
+def test_only_causes_outside_the_grade_make_a_student_wait() -> None:
+    from skolflow.connectors.beda.models import Fel
+    from skolflow.tasks.beda_report import Rejection
+
+    def waits(*errors: tuple[str, str], source: str = "skolflow") -> str | None:
+        fel = tuple(Fel(kod=kod, falt=falt, meddelande="m") for kod, falt in errors)
+        return Rejection("{d7b3374b-985a-4d43-9558-189e6643755a}", None, source, fel).waits_for
+
+    assert waits(("ELEV_OKAND", "elev")) == "identity join"
+    assert waits(("PERSONNUMMER_SAKNAS", "personnummer")) == "identity join"
+    assert waits(("PERSONNUMMER_OGILTIGT", "personnummer")) == "identity join"  # SS 12000's number
+    assert waits(("SKOLENHET_OKAND", "kursbetyg[1].skola"), ("ELEV_OKAND", "elev")) == "identity join"
+    assert waits(("SKOLENHET_OKAND", "kursbetyg[0].skola")) == "school unit"
+    assert waits(("SKOLENHETSKOD_OGILTIG", "kursbetyg[0].skolenhetskod")) == "school unit"  # SS 12000's code
+    assert waits(("SKOLENHET_EJ_BEHORIG", "examen[0].skolenhetskod"), source="Beda") == "school unit"
+    assert waits(("ELEV_OKAND", "elev"), ("SS12000", "elev")) == "SS 12000 unreachable"
+    # Anything the grade itself gets wrong rejects the student: the fix at the platform brings them back.
+    assert waits(("XSD", ""), ("ELEV_OKAND", "elev")) is None
+    assert waits(("SKOLENHETSKOD_OGILTIG", "examen[0].skolenhetskod")) is None  # the document's own text
+    assert waits(("BETYG_OGILTIGT", "kursbetyg[0].betyg"), ("PERSONNUMMER_OGILTIGT", "personnummer")) is None
+
+
+def test_a_waiting_students_input_is_kept_in_the_platforms_formats_and_the_newer_version_wins(
+        data: ds.Dataset) -> None:
+    from skolflow.connectors.betygsdokument.sandbox import select_documents
+    from skolflow.tasks.beda_report import StudentInput, from_payload, merged, to_payload
+
+    end = platform_now() + dt.timedelta(minutes=1)
+    start = end - dt.timedelta(days=14)
+    documents = {d.elev: d for d in select_documents(data, start, end)}
+    student = next(s for s in select_students(data, start, end) if s.student_id in documents)
+    stored = StudentInput(student.student_id, student, [documents[student.student_id]])
+
+    payload = to_payload(stored, start, end)
+
+    assert payload["betyg"].startswith("<?xml") and NAMESPACE in payload["betyg"]
+    queued = from_payload(payload)
+    assert (queued.grades, queued.documents, queued.waiting, queued.in_window) == (student, stored.documents, True,
+                                                                                  False)
+    only_new_grades = StudentInput(student.student_id, replace(student, grades=student.grades[:1]))
+    newest = merged(queued, only_new_grades)
+    assert newest.grades == only_new_grades.grades and newest.documents == stored.documents  # diplomas kept
+    assert (newest.waiting, newest.in_window) == (True, True)
+    only_documents = merged(queued, StudentInput(student.student_id, documents=stored.documents))
+    assert only_documents.grades == student

@@ -82,7 +82,6 @@ async def test_a_run_provisions_every_step_and_the_next_sends_nothing(sandboxes:
     assert held(sandboxes) == want
     first = summary()
     assert [first[k]["accepted"] for k in STEPS] == [len(want[k]) for k in STEPS]
-    assert httpx.get(f"{sandboxes.urls['dnp']}/_sandbox/state").json()["rate_limited"] == 0
 
     again = await provision(sandboxes)
 
@@ -258,3 +257,61 @@ async def test_a_record_too_large_for_any_call_is_refused_alone(sandboxes: syste
     want = await expected(sandboxes)
     assert dnp["persons"] == want["persons"] and dnp["groups"] == want["groups"] - too_large
     assert summary()["groups"]["rejected_before_sending"] >= len(too_large)
+
+
+async def lookup(sandboxes: systems.Sandboxes, kind: str, record_id: str) -> dict[str, Any]:
+    """What DNP holds of one record, read from the DNP sandbox as a supplier would."""
+    async with httpx.AsyncClient(base_url=sandboxes.urls["dnp"],
+                                 headers={"Authorization": f"Bearer {systems.DNP_TOKEN}"}) as raw:
+        [body] = (await raw.post(f"/{kind}/lookup", json={"ids": [record_id]})).json()
+    return body
+
+
+async def test_a_record_refused_for_a_missing_reference_waits_and_goes_once_the_reference_exists(
+        sandboxes: systems.Sandboxes) -> None:
+    from typer.testing import CliRunner
+
+    from skolflow.flows.cli import app
+
+    data = sandboxes.dataset
+    want = await expected(sandboxes)
+    activity, record_id = next((a, rid) for a in data.activities if a.teacher_duty_ids for name, _, _ in
+                               DEFAULT_TEST_ACTIVITIES if (rid := activity_record_id(a.id, activity_id(name)))
+                               in want["activities"])
+    duty = next(d for d in data.duties if d.id == activity.teacher_duty_ids[0])
+    group = next(g for g in data.groups if g.id == activity.group_ids[0])
+    member = data.person(next(m.person_id for m in group.members if m.person_id in want["persons"]))
+    teacher = data.person(duty.person_id)
+    # Both lose their EPPN in SS 12000: DNP refuses them, and with them what references them.
+    for person in (teacher, member):
+        data.change_person(person.id, eppn=None)
+
+    first = await provision(sandboxes)
+
+    assert first.is_completed(), first.message
+    steps = summary()
+    assert steps["persons"]["rejected_before_sending"] == 2 and steps["persons"]["waiting"] == 0
+    assert steps["duties"]["waiting"] == 1 and steps["duties"]["rejected_before_sending"] == 0  # the duty waits
+    assert "1 waiting (missing reference: Tjänstgöringar 1)" in first.message
+    assert duty.id not in held(sandboxes)["duties"]
+    assert member.id not in {m["person"]["id"] for m in (await lookup(sandboxes, "groups", group.id))
+                             ["groupMemberships"]}
+    assert duty.id not in {t["duty"]["id"] for t in (await lookup(sandboxes, "activities", record_id))
+                           .get("teachers") or []}
+    run_id = ledger().runs(PIPELINE, limit=1)[0].id
+    runner, wide = CliRunner(), {"COLUMNS": "400"}
+    runs = runner.invoke(app, ["history", "dnp"], env=wide).stdout
+    assert "⏳1" in runs
+    records = runner.invoke(app, ["history", "dnp", "--run", run_id, "--step", "duties"], env=wide).stdout
+    assert "waiting (missing reference)" in records and "SF1013" in records
+
+    # SS 12000 is put right: the next ordinary run sends the person, then the duty, the membership and the teacher.
+    data.change_person(teacher.id, eppn=teacher.eppn)
+    data.change_person(member.id, eppn=member.eppn)
+    second = await provision(sandboxes)
+
+    assert second.is_completed(), second.message
+    assert all(step["waiting"] == 0 for step in summary().values())
+    assert held(sandboxes) == want
+    assert member.id in {m["person"]["id"] for m in (await lookup(sandboxes, "groups", group.id))["groupMemberships"]}
+    assert duty.id in {t["duty"]["id"] for t in (await lookup(sandboxes, "activities", record_id))["teachers"]}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from rich.console import Console
 from stdnum import luhn
 from typer.testing import CliRunner
@@ -128,3 +131,96 @@ def test_no_full_personnummer_is_ever_printed(history: tuple[str, str], options:
     first, _ = history
 
     assert_masked(show(*[first if o == "FIRST" else o for o in options]))
+
+
+UNKNOWN_STUDENT = "66d22876-72fd-4202-aa96-fb1a14a0f9e7"  # SS 12000 does not hold them: no personnummer known
+KNOWN_STUDENT = "254b0c4e-010c-4759-882c-9cbc43435cc5"  # held, but one grade's school unit is unknown
+WAITING = civic_number("20150916", "123")
+
+
+@pytest.fixture
+def pending(history: tuple[str, str]) -> str:
+    """Two students waiting at PARTY, as the flow keeps them; one for 3 days 4 hours. Returns the ledger URL."""
+    from sqlmodel import Session, select
+
+    from skolflow.ledger.models import Waiting
+
+    url = os.environ["SKOLFLOW_DATABASE_URL"]
+    ledger = Ledger(url)
+    first, second = history
+
+    def row(key: str, civic: str, kod: str, falt: str, meddelande: str) -> Waiting:
+        return Waiting(pipeline=PIPELINE, scope=PARTY, record_key=key, personnummer=civic, unit="12345678",
+                       payload={"betyg": "<betyg/>"}, errors=[{"kod": kod, "falt": falt, "meddelande": meddelande}])
+
+    ledger.wait(PIPELINE, PARTY, first, [
+        row(UNKNOWN_STUDENT, "", "ELEV_OKAND", "elev", f"eleven {{{UNKNOWN_STUDENT}}} finns inte i SS 12000-källan"),
+        row(KNOWN_STUDENT, WAITING, "SKOLENHET_OKAND", "kursbetyg[0].skola",
+            "skolan {abc} finns inte som skolenhet i SS 12000-källan")])
+    ledger.wait(PIPELINE, PARTY, second, [row(UNKNOWN_STUDENT, "", "ELEV_OKAND", "elev", "fortfarande okänd")])
+    with Session(ledger.engine) as session:
+        known = session.exec(select(Waiting).where(Waiting.record_key == KNOWN_STUDENT)).one()
+        known.first_seen = dt.datetime.now(dt.UTC) - dt.timedelta(days=3, hours=4, minutes=1)
+        session.add(known)
+        session.commit()
+    ledger.engine.dispose()
+    return url
+
+
+def dismiss(*options: str) -> Result:
+    return runner.invoke(cli.app, ["pending", "dismiss", "beda", *options])
+
+
+def test_pending_lists_each_waiting_student_with_why_and_how_long(pending: str) -> None:
+    out = show("--pending")
+
+    rows = {key: line for line in out.splitlines() for key in (UNKNOWN_STUDENT, f"{WAITING[:8]}-****") if key in line}
+    assert set(rows) == {UNKNOWN_STUDENT, f"{WAITING[:8]}-****"}  # masked when the join found a personnummer
+    assert "3 d 4 h" in rows[f"{WAITING[:8]}-****"] and "SKOLENHET_OKAND kursbetyg[0].skola" in rows[
+        f"{WAITING[:8]}-****"]
+    unknown = [cell.strip() for cell in rows[UNKNOWN_STUDENT].split("│")]
+    assert unknown[2:4] == [PARTY, "12345678"] and unknown[4] == "ELEV_OKAND elev: fortfarande okänd"
+    assert unknown[6:8] == ["0 min", "2"]  # waited, tries: every run that met them counts
+    assert "students waiting (2)" in out and "pending dismiss beda" in out
+    assert all(form not in out for form in forms_of(WAITING))
+
+
+def test_a_dismissed_student_leaves_the_pending_list_and_is_shown_with_who_and_why(pending: str) -> None:
+    result = dismiss(f"{WAITING[2:8]}-{WAITING[8:]}", "--reason", "flyttat utomlands", "--by", "admin")
+
+    assert result.exit_code == 0, result.output
+    assert f"dismissed {WAITING[:8]}-**** ({KNOWN_STUDENT}) at {PARTY}" in result.output
+    assert UNKNOWN_STUDENT in show("--pending") and KNOWN_STUDENT not in show("--pending")
+    dismissed = show("--dismissed")
+    [line] = [line for line in dismissed.splitlines() if f"{WAITING[:8]}-****" in line]
+    assert "admin" in line and "flyttat utomlands" in line and "3 d 4 h" in line
+    by_platform_id = dismiss("{" + UNKNOWN_STUDENT.upper() + "}", "--reason", "dubblett", "--anslutningspart",
+                             PARTY.replace("-", ""))
+    assert by_platform_id.exit_code == 0, by_platform_id.output
+    assert "students waiting (0)" in show("--pending")
+    for out in (result.output, dismissed, by_platform_id.output):
+        assert all(form not in out for form in forms_of(WAITING))
+
+
+@pytest.mark.parametrize("student, message", [
+    pytest.param(ACCEPTED, "is waiting", id="not waiting"),
+    pytest.param("{00000000-0000-4000-8000-000000000001}", "is waiting", id="unknown platform id"),
+    pytest.param("nobody", "neither a personnummer nor a platform id", id="neither"),
+])
+def test_dismissing_a_student_who_is_not_waiting_says_so(pending: str, student: str, message: str) -> None:
+    result = dismiss(student, "--reason", "x")
+
+    said = " ".join(result.output.replace("│", " ").split())  # typer wraps its error box
+    assert result.exit_code == 2 and message in said
+    assert all(form not in result.output for form in forms_of(ACCEPTED))
+
+
+def test_the_runs_show_how_many_students_waited(history: tuple[str, str]) -> None:
+    ledger = Ledger(os.environ["SKOLFLOW_DATABASE_URL"])
+    third = ledger.start_run(PIPELINE, PARTY, parameters={"what": "both"}, dry_run=False)
+    ledger.finish_run(third, "completed", {"accepted": 5, "unchanged": 0, "rejected": 0, "failed": 0, "waiting": 3})
+    ledger.engine.dispose()
+
+    [row] = [line for line in show().splitlines() if third in line]
+
+    assert [cell.strip() for cell in row.split("│")][6:11] == ["5", "0", "0", "0", "3"]

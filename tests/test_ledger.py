@@ -1,6 +1,7 @@
 import datetime as dt
 
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.ledger.models import Waiting
 
 
 def test_run_lifecycle_and_history(ledger: Ledger) -> None:
@@ -69,3 +70,52 @@ def test_held_lists_a_scope_and_forget_removes_records(ledger: Ledger) -> None:
     ledger.forget("p", "s", ["b", "zz"])
     assert sorted(ledger.held("p", "s")) == ["a", "c"]
     assert sorted(ledger.held("p", "other")) == ["a"]
+
+
+def waiting_row(key: str, *, personnummer: str = "", payload: str = "v1", kod: str = "ELEV_OKAND") -> Waiting:
+    return Waiting(pipeline="p", scope="s", record_key=key, personnummer=personnummer, unit="12345678",
+                   payload={"betyg": payload}, errors=[{"kod": kod, "falt": "elev", "meddelande": "x"}])
+
+
+def test_a_waiting_record_is_kept_and_tried_again_until_released(ledger: Ledger) -> None:
+    ledger.wait("p", "s", "r1", [waiting_row("a"), waiting_row("b")])
+    ledger.wait("p", "other", "r1", [waiting_row("a")])
+    [first_a, _] = ledger.waiting("p", "s")
+    ledger.wait("p", "s", "r2", [waiting_row("a", personnummer="201509161234", payload="v2", kod="SKOLENHET_OKAND")])
+
+    rows = {row.record_key: row for row in ledger.waiting("p", "s")}
+    assert set(rows) == {"a", "b"}
+    a = rows["a"]
+    assert (a.tries, a.first_run_id, a.last_run_id, a.payload, a.personnummer) == (2, "r1", "r2", {"betyg": "v2"},
+                                                                                    "201509161234")
+    assert a.errors[0]["kod"] == "SKOLENHET_OKAND"
+    assert a.first_seen == first_a.first_seen and a.last_tried >= first_a.last_tried
+    assert rows["b"].tries == 1
+
+    ledger.release("p", "s", ["a", "zz"])
+    assert [row.record_key for row in ledger.waiting("p", "s")] == ["b"]
+    assert [row.record_key for row in ledger.waiting("p", "other")] == ["a"]  # another scope's is its own
+    assert len(ledger.waiting("p")) == 2
+
+
+def test_a_dismissed_record_is_left_alone_until_the_source_sends_it_again(ledger: Ledger) -> None:
+    ledger.wait("p", "s", "r1", [waiting_row("a", personnummer="201509161234"), waiting_row("b")])
+
+    [dismissed] = ledger.dismiss("p", "201509161234", by="admin", reason="flyttat utomlands")
+    assert (dismissed.record_key, dismissed.dismissed_by, dismissed.dismissed_reason) == ("a", "admin",
+                                                                                          "flyttat utomlands")
+    assert ledger.dismiss("p", "a", by="admin", reason="again") == []  # already dismissed
+    assert ledger.dismiss("p", "b", by="admin", reason="x", scope="other") == []
+    assert [row.record_key for row in ledger.waiting("p", "s")] == ["b"]
+    assert [(row.record_key, row.dismissed_by) for row in ledger.waiting("p", "s", dismissed=True)] == [("a", "admin")]
+
+    # A run still holding the old version tries it once more: the dismissal stands.
+    ledger.wait("p", "s", "r2", [waiting_row("a")])
+    assert [row.record_key for row in ledger.waiting("p", "s", dismissed=True)] == ["a"]
+
+    # The platform sends the student again: a new version is a new question, and the wait starts over.
+    ledger.wait("p", "s", "r3", [waiting_row("a", payload="v2")], resent={"a"})
+    rows = {row.record_key: row for row in ledger.waiting("p", "s")}
+    assert rows["a"].dismissed_at is None and rows["a"].dismissed_by == ""
+    assert (rows["a"].tries, rows["a"].first_run_id, rows["a"].payload) == (1, "r3", {"betyg": "v2"})
+    assert ledger.waiting("p", "s", dismissed=True) == []

@@ -17,9 +17,10 @@ import respx
 import yaml
 
 from skolflow.connectors.http import HttpSettings, RemoteError, RetryPolicy
-from skolflow.connectors.ss12000 import PagingError, SS12000Client
+from skolflow.connectors.ss12000 import PagingError, PersonIdentity, Problem, SS12000Client
 from skolflow.connectors.ss12000.models import (
     DELETED_FIELDS,
+    SOURCE_TIMEZONE,
     Activity,
     ActivityType,
     AssignmentRoleType,
@@ -41,7 +42,9 @@ from skolflow.sandbox.dataset import (
     SECURITY_PROTECTED,
     TEACHER,
     TEACHING,
+    TOLERATED,
     Dataset,
+    Defect,
     generate,
 )
 from skolflow.sandbox.runner import SandboxServer, with_faults
@@ -721,3 +724,308 @@ async def test_changes_move_meta_modified_and_removals_are_deleted_entities() ->
     assert only_groups.ids("Group") == [teaching.id] and only_groups.ids("Person") == []
     assert none_later == DeletedEntitiesData()
     assert sorted(raw.json()["data"]["activitites"]) == sorted({lone.id, other.id})  # the contract's spelling
+
+
+# Tolerant reading (issue 12): one bad record never stops a read
+
+
+def _student(n: int, **changes: object) -> dict[str, object]:
+    """A person as DNP reads it: names, an enrolment, a school e-mail address."""
+    return {**_person(n), "emails": [{"value": f"elev{n}@elev.sandvik.se", "type": "Skola elev"}],
+            "enrolments": [{"enroledAt": {"id": "u1"}, "schoolType": "GR", "schoolYear": 6,
+                            "startDate": "2025-08-18"}], **changes}
+
+
+@respx.mock
+async def test_a_record_that_breaks_what_skolflow_reads_is_refused_alone_with_id_field_and_rule() -> None:
+    odd_marking = _student(2, securityMarking="Hemlig")
+    no_name = {key: value for key, value in _student(3).items() if key != "givenName"}
+    unknown_school_type = _student(4, enrolments=[{"enroledAt": {"id": "u1"}, "schoolType": "GRUND",
+                                                   "startDate": "2025-08-18"}])
+    data = [_student(1), odd_marking, no_name, "not an object", unknown_school_type, _student(5)]
+    respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": data}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        persons = [p async for p in ss.persons()]
+
+    assert [p.id for p in persons] == [_student(1)["id"], _student(5)["id"]]
+    assert [(r.path, r.record_id, [(p.field, p.rule.split(" (")[0]) for p in r.problems]) for r in ss.refused] == [
+        ("/persons", odd_marking["id"], [("securityMarking", "literal_error")]),
+        ("/persons", no_name["id"], [("givenName", "missing")]),
+        ("/persons", "", [("(record)", "model_type")]),
+        ("/persons", unknown_school_type["id"], [("enrolments[0].schoolType", "literal_error")]),
+    ]
+    assert "expected='Ingen'" in ss.refused[0].problems[0].rule  # the contract's values, never the record's
+    assert str(ss.refused[1]) == f"record {no_name['id']}: givenName: missing"
+    shown = " ".join(str(r) for r in ss.refused)
+    assert "Hemlig" not in shown and "GRUND" not in shown and "Berg" not in shown and "201002037271" not in shown
+
+
+@respx.mock
+async def test_fields_skolflow_never_reads_are_not_validated() -> None:
+    stamp = {"created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z"}
+    person = _student(1, addresses=[{"streetAddress": "Storgatan 1", "locality": "Sandvik", "postalCode": "123 45"}],
+                      phoneNumbers=[{"value": "070", "type": "Mobil"}], sex="Annat", birthDate="2013-02-30",
+                      responsibles=[{"relationType": "Farmor"}])
+    duty = {"id": "d1", "meta": stamp, "dutyAt": {"id": "u1"}, "dutyRole": "Lärare", "startDate": "2025-08-01",
+            "person": {"id": person["id"], "securityMarking": "Okänd"}, "dutyPercent": "full",
+            "assignmentRole": [{"group": {"id": "g1"}, "assignmentRoleType": "Lärare"}]}
+    activity = {"id": "a1", "meta": {"created": "igår"}, "displayName": "Matematik 6", "startDate": "2025-08-18",
+                "activityType": "Undervisning", "groups": [{"id": "g1"}], "organisation": {"id": "u1"},
+                "teachers": [{"duty": {"id": "d1"}, "grader": "ja"}],
+                "_embedded": {"syllabus": {"id": "s1", "schoolType": "GR", "subjectDesignation": "MA",
+                                           "curriculum": "Lgr22", "startSchoolYear": 13}}}
+    organisation = {**_org(1), "displayName": None, "schoolTypes": ["GR", "FRITIDS"],
+                    "address": {"streetAddress": "Skolvägen 1"}, "startDate": "i höstas"}
+    respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": [person]}))
+    respx.get(f"{BASE}/duties").mock(return_value=httpx.Response(200, json={"data": [duty]}))
+    respx.get(f"{BASE}/activities").mock(return_value=httpx.Response(200, json={"data": [activity]}))
+    respx.get(f"{BASE}/organisations").mock(return_value=httpx.Response(200, json={"data": [organisation]}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        [read_person] = [p async for p in ss.persons()]
+        [read_duty] = [d async for d in ss.duties()]
+        [read_activity] = [a async for a in ss.activities(expand=["syllabus"])]
+        [read_unit] = [o async for o in ss.organisations()]
+
+    assert ss.refused == []
+    assert read_person.addresses is None and read_person.sex is None and read_person.birthDate is None
+    assert read_person.enrolments and read_person.enrolments[0].schoolType == "GR"
+    assert read_duty.assignmentRole is None and read_duty.dutyRole == "Lärare"
+    assert read_activity.calendarEventsRequired is None and read_activity.meta is None
+    assert read_activity.embedded and read_activity.embedded.syllabus
+    assert read_activity.embedded.syllabus.subjectDesignation == "MA"
+    assert read_unit.schoolTypes == ["GR", "FRITIDS"] and read_unit.schoolUnitCode == "00000001"
+
+
+@respx.mock
+async def test_the_identity_join_reads_persons_only_for_what_it_needs() -> None:
+    partial = {key: value for key, value in _student(1, enrolments=[{"schoolType": "GRUND"}]).items()
+               if key not in ("givenName", "familyName")}
+    respx.post(f"{BASE}/persons/lookup").mock(return_value=httpx.Response(200, json=[partial]))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        [identity] = await ss.lookup_persons([str(partial["id"])], read_as=PersonIdentity)
+        assert ss.refused == []
+        assert await ss.lookup_persons([str(partial["id"])]) == []  # as DNP reads it: refused
+
+    assert identity.civicNo is not None and identity.civicNo.value == "201002037271"
+    assert identity.securityMarking == "Ingen"
+    assert {p.field for p in ss.refused[0].problems} == {"givenName", "familyName", "enrolments[0].enroledAt",
+                                                         "enrolments[0].schoolType", "enrolments[0].startDate"}
+
+
+@respx.mock
+async def test_times_without_an_offset_are_swedish_time() -> None:
+    winter = {**_person(1), "meta": {"created": "2025-01-15T10:00:00", "modified": "2025-07-15T10:00:00"}}
+    respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": [winter]}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        [person] = [p async for p in ss.persons(read_as=PersonIdentity)]
+
+    assert person.meta is not None
+    assert person.meta.created == dt.datetime(2025, 1, 15, 9, 0, tzinfo=dt.UTC)  # CET, +01:00
+    assert person.meta.modified == dt.datetime(2025, 7, 15, 8, 0, tzinfo=dt.UTC)  # CEST, +02:00
+    assert person.meta.created.tzinfo == SOURCE_TIMEZONE
+
+
+@respx.mock
+async def test_a_civic_no_written_yymmdd_dash_nnnn_is_read_as_twelve_digits() -> None:
+    written = {"1": "100203-7271", "2": "20100203-7271", "3": "1002037271", "4": "100203-7272",
+               "5": "20130101TF01", "6": "201002037272"}
+    data = [{**_person(int(n)), "civicNo": {"value": value}} for n, value in written.items()]
+    respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": data}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        persons = [p async for p in ss.persons(read_as=PersonIdentity)]
+
+    # Twelve characters without a separator are the contract's form: the rules of Beda and DNP judge them.
+    assert [p.civicNo.value for p in persons if p.civicNo] == ["201002037271"] * 3 + ["20130101TF01", "201002037272"]
+    [refused] = ss.refused
+    assert refused.record_id == data[3]["id"]
+    assert refused.problems == (Problem("civicNo.value", "identity_check_digit"),)
+
+
+@respx.mock
+async def test_deleted_entities_given_as_a_bare_list_are_read() -> None:
+    pages = {None: ({"data": ["p1", "p2"], "pageToken": "next"}), "next": ["p2", {"id": "p3"}]}
+    route = respx.get(f"{BASE}/deletedEntities").mock(
+        side_effect=lambda request: httpx.Response(200, json=pages[request.url.params.get("pageToken")]))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        persons = await ss.deleted_entities(entities="Person")
+        either = await ss.deleted_entities(entities=["Person", "Group"])
+
+    assert persons.ids("Person") == ["p1", "p2", "p3"] and persons.ids("Group") == []
+    assert either.ids("Person") == either.ids("Group") == ["p1", "p2", "p3"]  # ids are unique across types
+    assert route.call_count == 4
+
+
+@respx.mock
+@pytest.mark.parametrize("body, words", [
+    ({"detail": "Not Found"}, "Not Found"),
+    ({"detail": [{"loc": ["query", "limit"], "msg": "Input should be greater than 0", "input": "0"}]},
+     "query.limit: Input should be greater than 0"),
+    ({"code": "NotFound", "message": "no person with this id"}, "NotFound: no person with this id"),
+])
+async def test_errors_are_shown_in_the_server_s_own_words(body: dict[str, object], words: str) -> None:
+    respx.get(f"{BASE}/persons/p1").mock(return_value=httpx.Response(404, json=body))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        with pytest.raises(RemoteError) as raised:
+            await ss.person("p1")
+
+    assert str(raised.value) == f"ss12000 answered 404 to GET /persons/p1: {words}"
+    assert json.loads(raised.value.body) == body and raised.value.status_code == 404
+
+
+@respx.mock
+async def test_a_page_token_that_forgets_the_filters_is_filtered_again_and_repeats_are_dropped() -> None:
+    units = [_org(n) for n in range(1, 5)]
+    huvudman = {**_org(9), "organisationType": "Huvudman", "schoolUnitCode": None}
+    broken = {"id": "10000000-0000-4000-8000-000000000010", "organisationType": "Kommun"}  # refused if read
+    pages = {None: ({"data": units[:2], "pageToken": "p2"}),
+             # The token stands for the listing without filters, from the first page's last record.
+             "p2": ({"data": [units[1], huvudman, broken, units[2]], "pageToken": "p3"}),
+             "p3": ({"data": [units[3], units[0]]})}
+    respx.get(f"{BASE}/organisations").mock(
+        side_effect=lambda request: httpx.Response(200, json=pages[request.url.params.get("pageToken")]))
+    async with SS12000Client(BASE, TOKEN, FAST, page_size=2) as ss:
+        read = [o.id async for o in ss.organisations(organisation_type="Skolenhet")]
+
+    assert read == [u["id"] for u in units]
+    assert ss.refused == []  # the broken record is no Skolenhet: it was not asked for, so not read at all
+
+
+@respx.mock
+async def test_date_person_and_time_filters_are_judged_again_on_each_record() -> None:
+    stamp = {"created": "2024-01-01T00:00:00+01:00", "modified": "2025-06-01T12:00:00"}
+    duty = {"id": "d1", "meta": stamp, "dutyAt": {"id": "u1"}, "dutyRole": "Lärare", "startDate": "2025-08-01",
+            "person": {"id": "P1"}}
+    ended = {**duty, "id": "d2", "endDate": "2025-06-30"}
+    other = {**duty, "id": "d3", "person": {"id": "p2"}}
+    older = {**duty, "id": "d4", "meta": {**stamp, "modified": "2025-05-01T12:00:00"}}
+    respx.get(f"{BASE}/duties").mock(return_value=httpx.Response(200, json={"data": [duty, ended, other, older]}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        read = [d.id async for d in ss.duties(person="p1", end_date_on_or_after=dt.date(2025, 8, 18),
+                                              meta_modified_after=dt.datetime(2025, 5, 15, tzinfo=dt.UTC))]
+    assert read == ["d1"]
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [405, 404, 501])
+async def test_a_refused_lookup_falls_back_to_paging_the_persons(status: int) -> None:
+    everyone = [_person(n) for n in range(6)]
+    everyone[4] = {**everyone[4], "civicNo": {"value": "130412-1237"}}  # asked for as 201304121237
+    lookup = respx.post(f"{BASE}/persons/lookup").mock(
+        return_value=httpx.Response(status, json={"detail": "Method Not Allowed"}))
+    listing = respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": everyone}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        found = await ss.lookup_persons([str(everyone[1]["id"]).upper(), str(everyone[3]["id"])],
+                                        civic_nos=["201304121237"], read_as=PersonIdentity)
+        again = await ss.lookup_persons([str(everyone[5]["id"])])
+
+    assert sorted(p.id for p in found) == sorted(str(everyone[n]["id"]) for n in (1, 3, 4))
+    assert [p.id for p in again] == [everyone[5]["id"]]
+    # 501 is a 5xx, retried as every 5xx is, then taken as "no lookup"; the second lookup went straight to paging.
+    assert lookup.call_count == (FAST.retry.attempts if status >= 500 else 1) and listing.call_count == 2
+
+
+@respx.mock
+async def test_a_lookup_refused_for_a_bad_token_is_not_paged_around() -> None:
+    respx.post(f"{BASE}/persons/lookup").mock(return_value=httpx.Response(401, json={"detail": "Unauthorized"}))
+    listing = respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": []}))
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        with pytest.raises(RemoteError, match="401 to POST /persons/lookup: Unauthorized"):
+            await ss.lookup_persons(["p1"])
+    assert listing.call_count == 0
+
+
+def test_the_sandbox_s_persons_have_postal_addresses_as_the_contract_defines_them(sandbox: str,
+                                                                                 dataset: Dataset) -> None:
+    answer = httpx.get(f"{sandbox}/persons/{dataset.persons[0].id}",
+                       headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    address = dataset.persons[0].address
+    assert address is not None
+    assert answer["addresses"] == [{"type": "Folkbokföring", "streetAddress": address.street,
+                                    "locality": address.locality, "postalCode": address.postal_code,
+                                    "country": "SE"}]
+    assert len({p.address for p in dataset.persons}) > len(dataset.persons) // 2
+
+
+@pytest.fixture(scope="module")
+def imperfect() -> Dataset:
+    return generate(students=60, schools=6, seed=7, imperfect=True)
+
+
+@pytest.fixture(scope="module")
+def imperfect_sandbox(imperfect: Dataset) -> Iterator[str]:
+    with SandboxServer() as srv:
+        yield srv.start("ss12000", with_faults(create_app(imperfect, token=TOKEN), "ss12000"))
+
+
+def test_the_imperfect_data_set_carries_every_defect_on_a_few_records_and_keeps_the_seed_s_people(
+        imperfect: Dataset) -> None:
+    assert set(imperfect.defects) == set(Defect) and all(imperfect.defects.values()) and imperfect.imperfect
+    perfect = generate(students=60, schools=6, seed=7)
+    assert [p.civic_no for p in perfect.persons] == [p.civic_no for p in imperfect.persons]
+    assert [p.id for p in perfect.duties] == [p.id for p in imperfect.duties] and not perfect.defects
+    without_country = set(imperfect.defects[Defect.ADDRESS_WITHOUT_COUNTRY])
+    assert {p.id for p in imperfect.persons if p.address and p.address.country is None} == without_country
+
+
+async def test_the_imperfect_sandbox_serves_each_defect_and_the_client_reads_around_them(
+        imperfect: Dataset, imperfect_sandbox: str) -> None:
+    defects = imperfect.defects
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with SS12000Client(imperfect_sandbox, TOKEN, FAST, page_size=7) as ss:
+        persons = {p.id: p async for p in ss.persons()}
+        duties = {d.id: d async for d in ss.duties(end_date_on_or_after=dt.date.today())}
+        activities = {a.id: a async for a in ss.activities(expand=["syllabus"])}
+        units = [o async for o in ss.organisations(organisation_type="Skolenhet")]
+        looked_up = await ss.lookup_persons([p.id for p in imperfect.students()], read_as=PersonIdentity)
+    refused = {(r.path, r.record_id): {p.field for p in r.problems} for r in ss.refused}
+
+    # What breaks what skolflow reads is refused, once per record, however often paging lists it.
+    [marking] = defects[Defect.SECURITY_MARKING_OUTSIDE_ENUM]
+    [unreadable] = defects[Defect.CIVIC_NO_UNREADABLE]
+    [nameless] = defects[Defect.NO_GIVEN_NAME]
+    [role] = defects[Defect.DUTY_ROLE_OUTSIDE_ENUM]
+    assert refused == {("/persons", marking): {"securityMarking"}, ("/persons", unreadable): {"civicNo.value"},
+                       ("/persons", nameless): {"givenName"}, ("/duties", role): {"dutyRole"}}
+    assert len(ss.refused) == len(refused) + 2  # the identity join's lookup refuses two again (not the nameless)
+    # Everything else is read, each record once.
+    assert set(persons) == {p.id for p in imperfect.persons} - {marking, unreadable, nameless}
+    assert set(duties) == {d.id for d in imperfect.duties} - {role}
+    assert set(activities) == {a.id for a in imperfect.activities}
+    assert {u.id for u in units} == {u.id for u in imperfect.school_units}
+    assert {p.id for p in looked_up} == {p.id for p in imperfect.students()} - {marking, unreadable}
+    for person_id in defects[Defect.CIVIC_NO_WITH_DASH]:
+        civic = persons[person_id].civicNo
+        assert civic is not None and civic.value == imperfect.person(person_id).civic_no
+    assert all(persons[p].addresses is None for p in defects[Defect.ADDRESS_WITHOUT_COUNTRY])
+    assert all(duties[d].assignmentRole is None for d in defects[Defect.ASSIGNMENT_ROLE_OUTSIDE_ENUM])
+    assert all(activities[a].calendarEventsRequired is None for a in defects[Defect.NO_CALENDAR_EVENTS_REQUIRED])
+    [as_person] = defects[Defect.TEACHER_AS_PERSON]
+    teachers = activities[as_person].teachers or []
+    assert teachers and all(t.duty is None and t.person for t in teachers)
+    assert all(p.meta and p.meta.modified.tzinfo == SOURCE_TIMEZONE for p in persons.values())
+    # The server's manners: errors as {"detail"}, no lookup, deletions as a bare list, filters forgotten.
+    assert httpx.get(f"{imperfect_sandbox}/persons/not-a-uuid", headers=auth).json() == {"detail": "id is not a UUID"}
+    assert httpx.post(f"{imperfect_sandbox}/persons/lookup", json={"ids": []}, headers=auth).status_code == 405
+    first = httpx.get(f"{imperfect_sandbox}/groups", params={"groupType": "Klass", "limit": 3}, headers=auth).json()
+    pages = [first]
+    while "pageToken" in pages[-1]:
+        pages.append(httpx.get(f"{imperfect_sandbox}/groups", params={"pageToken": pages[-1]["pageToken"], "limit": 3},
+                               headers=auth).json())
+    listed = [g for page in pages for g in page["data"]]
+    assert pages[1]["data"][0]["id"] == first["data"][-1]["id"]  # the first page's last record, again
+    assert {g["groupType"] for g in listed} == {"Klass", "Undervisning"}  # the filter is forgotten
+    assert {g["id"] for g in listed} == {g.id for g in imperfect.groups}
+    assert set(Defect) > TOLERATED
+
+
+async def test_the_imperfect_sandbox_lists_deletions_as_a_bare_list() -> None:
+    data = generate(students=30, schools=3, seed=8, imperfect=True)
+    gone = data.students()[0]
+    data.remove_person(gone.id)
+    with SandboxServer() as srv:
+        url = srv.start("ss12000", with_faults(create_app(data, token=TOKEN), "ss12000"))
+        raw = httpx.get(f"{url}/deletedEntities", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        async with SS12000Client(url, TOKEN, FAST) as ss:
+            deleted = await ss.deleted_entities(entities=["Person"])
+    assert raw == {"data": [gone.id]}
+    assert deleted.ids("Person") == [gone.id]

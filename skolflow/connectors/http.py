@@ -94,20 +94,27 @@ def is_transient_status(status_code: int) -> bool:
 
 
 class RateLimiter:
-    """Client-side limit of ``rate`` calls per second (token bucket with burst 1)."""
+    """Client-side limit of ``rate`` calls per second (token bucket with burst 1).
 
-    def __init__(self, rate: float):
+    Each call reserves the next free slot, ``interval`` after the one before, and waits for it. ``clock`` and
+    ``sleep`` are the ones a test replaces to check those decisions without waiting on the machine's time.
+    """
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.interval = 1.0 / rate
+        self.clock = clock
+        self.sleep = sleep
         self._next = 0.0
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         async with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             wait = self._next - now
             self._next = max(now, self._next) + self.interval
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
+from skolflow import embedded
 from skolflow.errors import sanitise, scrub
 from skolflow.identity import InvalidIdentity, mask, mask_text, parse_swedish_identity
 
@@ -50,9 +51,10 @@ def _reported(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if not _debugging():
-            _console_without_tracebacks()
         try:
+            embedded.prepare(stderr)
+            if not _debugging():
+                _console_without_tracebacks()
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, TyperException):  # usage errors: typer reports them itself
             raise
@@ -156,6 +158,8 @@ def sandbox(
     latency_ms: Annotated[int, typer.Option(help="latency added to every request")] = 0,
     system: Annotated[list[str] | None, typer.Option(help="apply the faults to these systems only")] = None,
     port: Annotated[int, typer.Option(help="first port; systems take consecutive ports (0: any free)")] = 0,
+    imperfect: Annotated[bool, typer.Option(help="SS 12000 with the defects real student-information systems "
+                                                 "have (README § Sandboxes)")] = False,
 ) -> None:
     """Serve every sandbox on localhost with a seeded data set, and print their URLs and credentials."""
     from skolflow.sandbox import dataset as ds
@@ -168,9 +172,11 @@ def sandbox(
     faults = {name: flagged if any_flag and (not system or name in system) else FaultConfig.from_env(name)
               for name in systems.SYSTEMS}
     ports = {name: port + i for i, name in enumerate(systems.SYSTEMS)} if port else None
-    running = systems.start(ds.generate(students=students, schools=schools, seed=seed, mistakes=mistakes),
-                            faults, ports=ports)
+    running = systems.start(ds.generate(students=students, schools=schools, seed=seed, mistakes=mistakes,
+                                        imperfect=imperfect), faults, ports=ports)
     console.print(f"[bold]skolflow sandboxes[/] ({students} students, {schools} schools, seed {seed})")
+    for line in systems.imperfections(running.dataset):
+        console.print(f"  imperfect SS 12000: {line}", markup=False)
     for name, url in running.urls.items():
         console.print(f"  {name:9} {url}   faults: {faults[name].model_dump(exclude_defaults=True) or 'none'}")
     console.print("\nPoint skolflow at them (profile sandbox):")
@@ -234,6 +240,30 @@ def serve(file: DeploymentsFile = Path("deployments/sandbox.toml")) -> None:
     except DeploymentConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
     prefect_serve(*deployments)
+
+
+@app.command("prefect-yaml")
+def write_prefect_yaml(
+    file: DeploymentsFile = Path("deployments/sandbox.toml"),
+    output: Annotated[Path, typer.Option(help="where to write it")] = Path("prefect.yaml"),
+    pool: Annotated[str | None, typer.Option(help="work pool of every deployment (default: the file's work_pool)")]
+    = None,
+) -> None:
+    """Write the file's deployments as a prefect.yaml for `prefect deploy --all` (the same deployments as deploy)."""
+    from skolflow.deployments import DeploymentConfigError, load, prefect_yaml
+
+    try:
+        environment = load(file)
+        text = prefect_yaml(environment, source=file.as_posix(), work_pool=pool)
+    except DeploymentConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    output.write_text(text, encoding="utf-8")
+    work_pool = pool or environment.work_pool
+    console.print(f"wrote {output}: {len(environment.deployments)} deployments on work pool {work_pool}")
+    prefect_file = "" if output == Path("prefect.yaml") else f" --prefect-file {output}"
+    console.print(f"Register them from the repository's root: [bold]uv run prefect --no-prompt deploy --all"
+                  f"{prefect_file}[/]\n"
+                  f"(once, before: uv run prefect work-pool create {work_pool} --type process)")
 
 
 def _parse_time(value: str | None, option: str) -> dt.datetime | None:
@@ -508,8 +538,7 @@ def history_beda(
     limit: Annotated[int, typer.Option(help="runs to show")] = 10,
     run: Annotated[str | None, typer.Option(help="one run's per-student outcomes")] = None,
     personnummer: Annotated[str | None, typer.Option(help="one student's history")] = None,
-    pending: Annotated[bool, typer.Option(help="students waiting for a cause outside the grade: why, for how long")]
-    = False,
+    pending: Annotated[bool, typer.Option(help="students waiting for a cause outside the grade, and why")] = False,
     dismissed: Annotated[bool, typer.Option(help="students dismissed from waiting: by whom, when, why")] = False,
 ) -> None:
     """Beda API history: what was reported, when, in which run, and Beda's answer (identity numbers masked)."""

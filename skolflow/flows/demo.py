@@ -16,12 +16,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from skolflow import embedded
 from skolflow.connectors.http import build_client
 from skolflow.identity import mask
 from skolflow.ledger import Ledger, Outcome
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 from skolflow.settings import Settings
+from skolflow.tasks.grades import platform_id
 from skolflow.tasks.schools import dump_schools
 
 
@@ -96,10 +98,12 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
         data.remove_grade(students_with_grades[1], 0, when=changed_at)
         asyncio.run(betyg_to_beda(anslutningspart=data.huvudman_orgnr, end=changed_at + dt.timedelta(minutes=1),
                                   return_state=True))
-        second = ledger.runs("betyg_to_beda", limit=1)[0].summary
+        second_run = ledger.runs("betyg_to_beda", limit=1)[0]
+        second = second_run.summary
         _show(console, "Second run: one grade changed, one removed, and the waiting student", second, [])
-        still = {row.record_key for row in ledger.waiting("betyg_to_beda", data.huvudman_orgnr)}
-        reached = sum(1 for row in waiting if row.record_key not in still)
+        accepted = {platform_id(o.source_key) for o in ledger.outcomes("betyg_to_beda", run_id=second_run.id,
+                                                                       limit=100_000) if o.outcome == Outcome.ACCEPTED}
+        reached = sum(1 for row in waiting if row.record_key in accepted)
         console.print(f"{reached} waiting student{'s' if reached != 1 else ''} from the first run reached Beda on the "
                       "second, without --from (skolflow history beda --pending lists those still waiting).")
         held = asyncio.run(_beda_holds(sandboxes.urls["beda"]))
@@ -226,8 +230,9 @@ def _where(console: Console, settings: Settings, ledger_path: Path) -> None:
     if api:
         console.print(f"Prefect UI: {api.removesuffix('/api')}/runs")
     else:
-        console.print("The runs ran on Prefect's embedded server; they are kept in Prefect's database "
-                      "(~/.prefect/prefect.db). To browse them: [bold]uv run prefect server start[/] and open "
+        console.print(f"The runs ran on Prefect's embedded server; they are kept in Prefect's database "
+                      f"({embedded.database_path() or 'as configured in PREFECT_API_DATABASE_CONNECTION_URL'}). "
+                      "To browse them (with the same PREFECT_HOME): [bold]uv run prefect server start[/] and open "
                       "http://127.0.0.1:4200/runs (flows 'betyg-to-beda', 'skola24-to-haldor', 'udir-registration', "
                       "'udir-results' and 'dnp-provisioning', with their table, progress and summary artifacts).")
     console.print(f"History with masked personnummer: [bold]SKOLFLOW_DATABASE_URL=sqlite:///{ledger_path} "

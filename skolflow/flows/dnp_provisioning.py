@@ -118,11 +118,13 @@ def _without_rejected(kind: Kind, records: Sequence[Record], rejected: dict[str,
 
 
 def _present(source: Source, catalogue: Catalogue) -> dict[str, set[str]]:
-    """Every DNP id the source could give rise to: what is not here has left the source."""
-    persons = {p.id for p in source.persons} | {staff_record_id(p.id) for p in source.persons}
-    activities = {activity_record_id(a.id, t.id) for a in source.activities for t in catalogue.test_activities}
-    return {"persons": persons, "duties": {d.id for d in source.duties}, "groups": {g.id for g in source.groups},
-            "activities": activities}
+    """Every DNP id the source could give rise to: what is not here has left the source (a refused record has not)."""
+    people = {p.id for p in source.persons} | source.refused_ids("/persons")
+    persons = people | {staff_record_id(person_id) for person_id in people}
+    taught = {a.id for a in source.activities} | source.refused_ids("/activities")
+    activities = {activity_record_id(a, t.id) for a in taught for t in catalogue.test_activities}
+    return {"persons": persons, "duties": {d.id for d in source.duties} | source.refused_ids("/duties"),
+            "groups": {g.id for g in source.groups} | source.refused_ids("/groups"), "activities": activities}
 
 
 def _label(kind: str, content: dict[str, Any]) -> str:
@@ -180,7 +182,8 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
         [name for name, _, _ in DEFAULT_TEST_ACTIVITIES]
     mapped: Mapped = map_to_dnp(source.persons, source.duties, source.groups, source.activities,
                                 source.school_units, select_test_activities(catalogue.test_activities, wanted),
-                                include_units=school_units or None, known_school_units=catalogue.school_units)
+                                include_units=school_units or None, known_school_units=catalogue.school_units,
+                                refused=source.refused)
     ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=orgnr, record_key=r.record_id,
                                  source_key=r.masked_label, unit=r.kind, outcome=Outcome.REJECTED,
                                  errors=[{"kod": r.code, "falt": r.rule, "meddelande": r.message}])

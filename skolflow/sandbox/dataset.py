@@ -13,9 +13,14 @@ duty at their school unit; each school unit has a class (``Klass``) per school f
 and a teaching group (``Undervisning``) per subject or course taught, which is the group each grade
 names; each teaching group has an activity with the unit's teachers and the subject or course as
 its syllabus. Every person has one eduPersonPrincipalName, in a domain for students and another for
-staff. Tests change the source with :meth:`Dataset.change_person` (and ``change_duty``,
-``change_group``, ``change_activity``), which move the entity's ``meta.modified``, and the
+staff, and a postal address (``Folkbokföring``). Tests change the source with :meth:`Dataset.change_person`
+(and ``change_duty``, ``change_group``, ``change_activity``), which move the entity's ``meta.modified``, and the
 ``remove_*`` methods, which record the removal for ``/deletedEntities``.
+
+The *imperfect* data set (``generate(imperfect=True)``, ``skolflow sandbox --imperfect``) is the same data with
+the defects real student-information systems have, each on a few records (:class:`Defect`, listed in
+:attr:`Dataset.defects`); the SS 12000 sandbox serves them, and also behaves as such servers do (see
+:mod:`skolflow.connectors.ss12000.sandbox`). The other sandboxes serve the same people as always.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from stdnum import luhn
@@ -61,6 +67,16 @@ class SchoolUnit:
 
 
 @dataclass(frozen=True)
+class Address:
+    """A person's postal address, as SS 12000's ``Person.addresses[]`` has it; ``country`` None: left out."""
+
+    street: str
+    postal_code: str
+    locality: str
+    country: str | None = "SE"
+
+
+@dataclass(frozen=True)
 class Person:
     id: str
     civic_no: str  # 12 digits, YYYYMMDDNNNN
@@ -74,6 +90,7 @@ class Person:
     school_year: int | None = None  # students of GR, GRSAR (1-9), GY, GYSAR (1-3): årskurs
     programme: str | None = None  # GY students: the studievägskod (educationCode)
     eppn: str | None = None  # eduPersonPrincipalName
+    address: Address | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +188,30 @@ class StudentRecord:
     changed: dt.datetime = field(default_factory=lambda: dt.datetime(2000, 1, 1))
 
 
+class Defect(StrEnum):
+    """What the imperfect data set's SS 12000 source gets wrong, each on a few records.
+
+    The first five are tolerated (the record reaches Beda and DNP as if it were right); the others break what
+    skolflow reads, so the record (or, for ``TEACHER_WITHOUT_DUTY``, the teacher link) is refused, with its id,
+    the field and the rule.
+    """
+
+    ADDRESS_WITHOUT_COUNTRY = "address-without-country"  # persons: `country` is required, never read
+    CIVIC_NO_WITH_DASH = "civic-no-with-dash"  # persons: ÅÅMMDD-NNNN instead of 12 digits
+    ASSIGNMENT_ROLE_OUTSIDE_ENUM = "assignment-role-outside-enum"  # duties: assignmentRoleType "Lärare"
+    NO_CALENDAR_EVENTS_REQUIRED = "no-calendar-events-required"  # activities: a required field left out
+    TEACHER_AS_PERSON = "teacher-as-person"  # activities: teachers as {person}, who has a duty at the unit
+    SECURITY_MARKING_OUTSIDE_ENUM = "security-marking-outside-enum"  # persons: refused by Beda's and DNP's reads
+    CIVIC_NO_UNREADABLE = "civic-no-unreadable"  # persons: ÅÅMMDD-NNNN with a wrong check digit
+    NO_GIVEN_NAME = "no-given-name"  # persons: Beda does not need it (delivered), DNP does (refused)
+    DUTY_ROLE_OUTSIDE_ENUM = "duty-role-outside-enum"  # duties: dutyRole "Lärarinna", refused by DNP's read
+    TEACHER_WITHOUT_DUTY = "teacher-without-duty"  # activities: a {person} teacher with no duty at the unit
+
+
+TOLERATED = frozenset({Defect.ADDRESS_WITHOUT_COUNTRY, Defect.CIVIC_NO_WITH_DASH, Defect.ASSIGNMENT_ROLE_OUTSIDE_ENUM,
+                       Defect.NO_CALENDAR_EVENTS_REQUIRED, Defect.TEACHER_AS_PERSON})
+
+
 E = TypeVar("E", Person, Duty, Group, Activity)
 
 
@@ -186,6 +227,11 @@ class Dataset:
     activities: list[Activity] = field(default_factory=list)
     deleted: list[Deletion] = field(default_factory=list)
     modified: dict[str, dt.datetime] = field(default_factory=dict)  # entity id → when a test last changed it
+    imperfect: bool = False  # the SS 12000 sandbox behaves as imperfect servers do
+    defects: dict[Defect, tuple[str, ...]] = field(default_factory=dict)  # defect → the ids of its records
+
+    def defective(self, entity_id: str) -> set[Defect]:
+        return {defect for defect, ids in self.defects.items() if entity_id in ids}
 
     def person(self, person_id: str) -> Person:
         return self._persons_by_id[person_id]
@@ -315,6 +361,11 @@ def _aware(when: dt.datetime | None) -> dt.datetime:
         raise ValueError("SS 12000 times carry an offset: give a timezone-aware datetime")
     return when
 
+
+STREETS = ["Storgatan", "Kyrkogatan", "Björkvägen", "Skolgatan", "Lärkstigen", "Hamngatan", "Ekbacken", "Tallvägen"]
+LOCALITIES = [("Sandvik", "123"), ("Norrby", "124"), ("Strandå", "125")]
+# Courses with national tests, so that DNP provisioning carries the activities that teach them.
+TESTED_COURSES = ("MATMAT01a", "SVESVE01", "ENGENG05")
 
 GIVEN = ["Alva", "Elsa", "Maja", "Wilma", "Saga", "Noah", "Hugo", "William", "Liam", "Elias", "Ali", "Sara"]
 FAMILY = ["Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsson", "Olsson", "Hassan", "Berg"]
@@ -499,8 +550,51 @@ def _organise(dataset: Dataset, uid: Callable[[], str], today: dt.date, duty_sta
                              for g in record.grades]
 
 
+def _address(rng: random.Random) -> Address:
+    locality, postal_prefix = rng.choice(LOCALITIES)
+    return Address(f"{rng.choice(STREETS)} {rng.randrange(1, 80)}", f"{postal_prefix} {rng.randrange(10, 99)}",
+                   locality)
+
+
+def _add_defects(dataset: Dataset, rng: random.Random) -> None:
+    """Give a few records of each kind each defect, on records DNP provisioning and Betyg → Beda both carry.
+
+    Persons are students of GR and GY (and staff at their units), duties are teachers' duties there, activities
+    teach a course with a national test, so that each defect shows in both pipelines' outcomes.
+    """
+    dnp_forms = ("GR", "GY")
+    units = {unit.id for unit in dataset.school_units if set(unit.school_forms) & set(dnp_forms)}
+    students = [p.id for p in dataset.students() if p.school_form in dnp_forms and dataset.records.get(p.id)]
+    staff = [p.id for p in dataset.persons if p.role == "staff" and p.school_unit_id in units]
+    taught = {d for a in dataset.activities for d in a.teacher_duty_ids}
+    duties = [d.id for d in dataset.duties if d.school_unit_id in units and d.id in taught and d.person_id in staff]
+    activities = [a.id for a in dataset.activities if a.code in TESTED_COURSES and a.teacher_duty_ids]
+    for pool in (students, staff, duties, activities):
+        rng.shuffle(pool)
+    on_defective_duty = {d.person_id for d in dataset.duties if d.id in duties[:3]}
+    staff = [person_id for person_id in staff if person_id not in on_defective_duty]
+    dataset.defects = {
+        Defect.CIVIC_NO_WITH_DASH: (*students[0:3], *staff[0:1]),
+        Defect.ADDRESS_WITHOUT_COUNTRY: (*students[3:6], *staff[1:2]),
+        Defect.SECURITY_MARKING_OUTSIDE_ENUM: tuple(students[6:7]),
+        Defect.CIVIC_NO_UNREADABLE: tuple(students[7:8]),
+        Defect.NO_GIVEN_NAME: tuple(students[8:9]),
+        Defect.ASSIGNMENT_ROLE_OUTSIDE_ENUM: tuple(duties[0:2]),
+        Defect.DUTY_ROLE_OUTSIDE_ENUM: tuple(duties[2:3]),
+        Defect.NO_CALENDAR_EVENTS_REQUIRED: tuple(activities[0:2]),
+        Defect.TEACHER_AS_PERSON: tuple(activities[2:3]),
+        Defect.TEACHER_WITHOUT_DUTY: tuple(activities[3:4]),
+    }
+    for person_id in dataset.defects[Defect.ADDRESS_WITHOUT_COUNTRY]:
+        person = dataset.person(person_id)
+        dataset.persons[dataset.persons.index(person)] = replace(
+            person, address=replace(person.address, country=None) if person.address else None)
+    dataset.__dict__.pop("_person_index", None)
+    dataset.imperfect = True
+
+
 def generate(students: int = 200, schools: int = 6, seed: int = 2026, today: dt.date | None = None,
-             mistakes: int = 0) -> Dataset:
+             mistakes: int = 0, imperfect: bool = False) -> Dataset:
     """A data set of ``students`` students spread over ``schools`` schools (cycling the school plans).
 
     Every student's grades are marked changed some time in the last ten days, so the default window
@@ -508,9 +602,11 @@ def generate(students: int = 200, schools: int = 6, seed: int = 2026, today: dt.
     XSD accepts but the grade scales refuse (as when a teacher picks the wrong scale), so that a demo
     or a test sees rejections with Beda's reasons.
 
-    What SS 12000 adds (school years, programmes, duties, groups, activities) is drawn from a second
-    generator seeded from ``seed``, so the people, grades and diplomas of a seed are what they were
-    before SS 12000 had them, except that a student's birth year now fits their school year.
+    What SS 12000 adds (school years, programmes, duties, groups, activities, addresses) is drawn from
+    generators of its own seeded from ``seed``, so the people, grades and diplomas of a seed are what they
+    were before SS 12000 had them, except that a student's birth year now fits their school year.
+    ``imperfect``: the SS 12000 source gets :class:`Defect` s on a few records (drawn from yet another
+    generator), and its sandbox the manners of imperfect servers.
     """
     rng = random.Random(seed)
     uid = lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))  # noqa: E731 - deterministic uuid4
@@ -576,6 +672,10 @@ def generate(students: int = 200, schools: int = 6, seed: int = 2026, today: dt.
         record = records[student_id]
         wrong = "F" if record.grades[0].school_form == "GRSAR" else "1"
         record.grades[0] = replace(record.grades[0], value=wrong)
+    addresses = random.Random(f"{seed}:addresses")
+    persons = [replace(person, address=_address(addresses)) for person in persons]
     dataset = Dataset(HUVUDMAN_ORGNR, HUVUDMAN_NAME, units, persons, records)
     _organise(dataset, school_uid, today, duty_starts)
+    if imperfect:
+        _add_defects(dataset, random.Random(f"{seed}:imperfect"))
     return dataset

@@ -20,7 +20,7 @@ from skolflow.connectors.skola24 import sandbox as skola24_sandbox
 from skolflow.connectors.ss12000 import sandbox as ss12000_sandbox
 from skolflow.connectors.udir import sandbox as udir_sandbox
 from skolflow.sandbox import webhook
-from skolflow.sandbox.dataset import Dataset
+from skolflow.sandbox.dataset import TOLERATED, Dataset
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
 from skolflow.sandbox.timetable import DEFAULT_API_KEY as SKOLA24_API_KEY
@@ -54,6 +54,25 @@ def platform_app(dataset: Dataset) -> FastAPI:
                 app.router.routes.append(route)
                 seen.add(route.path)
     return app
+
+
+# What the SS 12000 sandbox does over an imperfect data set, besides the data set's defects.
+IMPERFECT_SERVER = (
+    "times without an offset (Swedish time)",
+    'errors as {"detail": …}',
+    "POST /persons/lookup answered 405",
+    "/deletedEntities as a bare list of ids",
+    "a pageToken that forgets the query's filters (and repeats the page's last record)",
+)
+
+
+def imperfections(dataset: Dataset) -> list[str]:
+    """What the SS 12000 sandbox gets wrong over ``dataset``, one line each (none for a perfect one)."""
+    if not dataset.imperfect:
+        return []
+    defects = [f"{defect} on {len(ids)} record(s), {'tolerated' if defect in TOLERATED else 'refused'}"
+               for defect, ids in dataset.defects.items()]
+    return [*defects, *IMPERFECT_SERVER]
 
 
 def haldor_missing(dataset: Dataset) -> list[str]:

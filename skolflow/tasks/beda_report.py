@@ -27,6 +27,7 @@ from skolflow.connectors.betyg import codec as betyg_codec
 from skolflow.connectors.betyg.models import StudentGrades
 from skolflow.connectors.betygsdokument import codec as dokument_codec
 from skolflow.connectors.betygsdokument.models import GradeDocument
+from skolflow.connectors.ss12000.client import Refused
 from skolflow.connectors.xmlsafe import XmlDocumentError
 from skolflow.identity import mask
 from skolflow.ledger import SentState
@@ -38,6 +39,9 @@ ELEV_OKAND = "ELEV_OKAND"
 PERSONNUMMER_SAKNAS = "PERSONNUMMER_SAKNAS"
 SKOLENHET_OKAND = "SKOLENHET_OKAND"
 SS12000_UNREACHABLE = "SS12000"
+# The student's or the grade's school unit's SS 12000 record (or one above the unit) could not be read.
+ELEV_POST_AVVISAD = "ELEV_POST_AVVISAD"
+SKOLENHET_POST_AVVISAD = "SKOLENHET_POST_AVVISAD"
 
 IDENTITY_JOIN = "identity join"
 SCHOOL_UNIT = "school unit"
@@ -48,9 +52,11 @@ UNREACHABLE = "SS 12000 unreachable"
 OUTSIDE_THE_GRADE: dict[str, str] = {
     SS12000_UNREACHABLE: UNREACHABLE,
     ELEV_OKAND: IDENTITY_JOIN,
+    ELEV_POST_AVVISAD: IDENTITY_JOIN,
     PERSONNUMMER_SAKNAS: IDENTITY_JOIN,
     PERSONNUMMER_OGILTIGT: IDENTITY_JOIN,
     SKOLENHET_OKAND: SCHOOL_UNIT,
+    SKOLENHET_POST_AVVISAD: SCHOOL_UNIT,
     SKOLENHET_EJ_BEHORIG: SCHOOL_UNIT,
     SKOLENHETSKOD_OGILTIG: SCHOOL_UNIT,
 }
@@ -195,6 +201,13 @@ def _fel(kod: str, falt: str, meddelande: str) -> Fel:
     return Fel(kod=kod, falt=falt, meddelande=meddelande)
 
 
+def _refused(kod: str, about: str, refused: Refused) -> list[Fel]:
+    """One error per field of the refused record: its SS 12000 id, the field and the rule, in the ledger's terms."""
+    return [_fel(kod, problem.field,
+                 f"{about}: SS 12000-posten {refused.record_id} kan inte läsas: {problem.field}: {problem.rule}")
+            for problem in refused.problems]
+
+
 def _held_units(content: Mapping[str, Any]) -> list[str]:
     """The school units of what Beda holds for a student (ledger content, wire form)."""
     return [item.get("skolenhetskod", "") for key in ("kursbetyg", "examen") for item in content.get(key) or ()]
@@ -225,6 +238,10 @@ def prepare_batch(
         kursbetyg = []
         for index, grade in enumerate(student.grades.grades if student.grades else ()):
             unit = units.get(platform_id(grade.skola))
+            if unit is not None and unit.refused is not None:
+                unit_errors += _refused(SKOLENHET_POST_AVVISAD, f"kursbetyg[{index}].skola {grade.skola}",
+                                        unit.refused)
+                continue
             if unit is None or not unit.code:
                 unit_errors.append(_fel(SKOLENHET_OKAND, f"kursbetyg[{index}].skola",
                                         f"skolan {grade.skola} finns inte som skolenhet i SS 12000-källan"))
@@ -245,6 +262,8 @@ def prepare_batch(
             errors.append(_fel(SS12000_UNREACHABLE, "elev", unreachable))
         elif person is None:
             errors.append(_fel(ELEV_OKAND, "elev", f"eleven {student.student_id} finns inte i SS 12000-källan"))
+        elif person.refused is not None:
+            errors += _refused(ELEV_POST_AVVISAD, f"eleven {student.student_id}", person.refused)
         elif not civic:
             errors.append(_fel(PERSONNUMMER_SAKNAS, "personnummer",
                                f"eleven {student.student_id} saknar personnummer i SS 12000-källan"))

@@ -38,6 +38,17 @@ What is in scope (the rest is simply not DNP's business, and is neither sent nor
 Dependencies, as DNP would judge them once the earlier steps' rejections are missing there: a duty
 whose person was rejected is rejected (DNP's rule: the person must exist); an activity loses a
 rejected group or teacher with a note, and is rejected when none of its groups is left.
+
+The source as read (DESIGN §5, tolerant readers):
+
+- A record the SS 12000 client could not read (``refused``: id, field, rule) is rejected in its step with
+  :data:`SOURCE_REFUSED`, whatever the run's selection (its unit cannot be read either); a school unit's in the
+  first step, whose users are the unit's. Its dependants follow the rules above: a refused person's duty is
+  rejected, a refused student's membership dropped with a note.
+- A teacher given as ``{person}`` instead of ``{duty}`` is that person's current duty at the activity's
+  school unit (a ``Lärare`` duty first, if there are several). Without one, the teacher link is refused on
+  its own — rejected under the source activity's id, naming ``teachers[i].person.id`` — and the activity is
+  sent without that teacher.
 """
 
 from __future__ import annotations
@@ -65,6 +76,7 @@ from skolflow.connectors.dnp.models import (
 )
 from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.dnp.opendata import school_unit_id
+from skolflow.connectors.ss12000 import Refused
 from skolflow.connectors.ss12000 import models as ss
 from skolflow.identity import mask
 
@@ -75,6 +87,12 @@ ROLE_LABELS: dict[Role, str] = {"student": "elev", "staff": "personal"}
 GROUP_TYPES = frozenset(rules.GROUP_TYPES)
 CLASS = "Klass"
 EDUID_CONTEXT = "https://eduid.se"  # the only externalIdentifier context DNP keeps (staff's eduID EPPN)
+# skolflow's code for a source record (or an activity's teacher link) that could not be read as SS 12000 says.
+SOURCE_REFUSED = "SF-KÄLLA"
+# The step a refused record of each SS 12000 endpoint is rejected in.
+STEP_OF_PATH: dict[str, Kind] = {"/persons": "persons", "/organisations": "persons", "/duties": "duties",
+                                 "/groups": "groups", "/activities": "activities"}
+TEACHING_ROLE = "Lärare"
 # Fixed, so that the ids skolflow derives are the same in every run.
 NAMESPACE = uuid.UUID("3b1f6f0e-4c2d-5a8e-9d6b-0d4e50d1a2b3")
 
@@ -187,6 +205,22 @@ class _Mapping:
         self.labels: dict[str, str] = {}  # DNP person id → masked label
         self.roles: dict[str, Role] = {}  # DNP person id → the role of that record
         self.group_names: dict[str, str] = {}
+        self.duties_at: dict[tuple[str, str], list[ss.Duty]] = {}  # (person id, unit id) → current duties there
+        self.links_refused: set[tuple[str, int]] = set()  # (source activity id, teacher index), refused once
+
+    def refuse_source(self, refused: Iterable[Refused]) -> None:
+        """Reject every record the client could not read, in its step, one entry per field."""
+        for record in refused:
+            kind = STEP_OF_PATH.get(record.path.removesuffix("/lookup"))
+            if kind is None:
+                continue
+            what = "skolenhet" if record.path.startswith("/organisations") else "SS 12000-post"
+            label = f"{what} {record.record_id or '(utan id)'}"
+            if kind == "persons":
+                self.labels[record.record_id] = label
+            self.out.rejected += [Rejected(kind, record.record_id, label, SOURCE_REFUSED, problem.field,
+                                           f"SS 12000-posten {record.record_id} kan inte läsas: {problem.field}: "
+                                           f"{problem.rule}") for problem in record.problems]
 
     def reject(self, kind: Kind, record_id: str, label: str, violations: list[rules.Violation],
                because: str = "") -> bool:
@@ -248,9 +282,12 @@ class _Mapping:
     # Duties
 
     def in_scope_duties(self, duties: Iterable[ss.Duty]) -> list[tuple[ss.Duty, str]]:
-        """Current duties at a selected unit, each with its person's SS 12000 id."""
-        return [(d, d.person.id) for d in duties if d.person is not None and d.dutyAt.id in self.selected
-                and _current(d.startDate, d.endDate, self.today)]
+        """Current duties at a selected unit, each with its person's SS 12000 id; every current duty is kept
+        by person and unit, for teachers given as persons."""
+        current = [d for d in duties if d.person is not None and _current(d.startDate, d.endDate, self.today)]
+        for duty in current:
+            self.duties_at.setdefault((duty.person.id, duty.dutyAt.id), []).append(duty)  # type: ignore[union-attr]
+        return [(d, d.person.id) for d in current if d.dutyAt.id in self.selected]  # type: ignore[union-attr]
 
     def map_duties(self, duties: list[tuple[ss.Duty, str]], staff_record: Mapping[str, str]) -> None:
         accepted = {p.id: p for p in self.out.persons}
@@ -308,7 +345,7 @@ class _Mapping:
 
     def map_groups(self, groups: Sequence[ss.Group]) -> None:
         students = {p.id for p in self.out.persons if p.enrolments}
-        rejected = {r for r in self.out.rejected_ids("persons") if self.roles[r] == "student"}
+        rejected = {r for r in self.out.rejected_ids("persons") if self.roles.get(r) != "staff"}
         for group in groups:
             memberships: list[GroupMembership] = []
             for m in group.groupMemberships or []:
@@ -329,6 +366,26 @@ class _Mapping:
             if not self.reject("groups", group.id, group.displayName, violations):
                 self.out.groups.append(record)
 
+    def teacher_duty(self, activity: ss.Activity, index: int, assignment: ss.DutyAssignment) -> str | None:
+        """The duty id of a teacher link; a person's duty at the activity's unit, or None with the link refused."""
+        if assignment.duty is not None:
+            return assignment.duty.id
+        person = assignment.person.id if assignment.person is not None else None
+        at_unit = self.duties_at.get((person, activity.organisation.id), []) if person else []
+        if at_unit:
+            return sorted(at_unit, key=lambda duty: duty.dutyRole != TEACHING_ROLE)[0].id
+        if (activity.id, index) not in self.links_refused:
+            self.links_refused.add((activity.id, index))
+            if person:
+                field_name = f"teachers[{index}].person.id"
+                why = f"personen {person} har ingen aktuell tjänstgöring vid aktivitetens skolenhet"
+            else:
+                field_name, why = f"teachers[{index}]", "varken duty eller person"
+            self.out.rejected.append(Rejected(
+                "activities", activity.id, activity.displayName, SOURCE_REFUSED, field_name,
+                f"Lärarlänken kan inte läsas: {field_name}: {why}. Aktiviteten skickas utan den läraren."))
+        return None
+
     def map_activities(self, candidates: list[tuple[ss.Activity, NationalTest, list[str]]]) -> None:
         groups = {g.id for g in self.out.groups}
         rejected_groups = self.out.rejected_ids("groups")
@@ -345,14 +402,15 @@ class _Mapping:
                                                f"Gruppen {self.group_names[group_id]} ({group_id}) skickas inte: den "
                                                "avvisades före överföringen."))
             teachers: list[DutyAssignment] = []
-            for assignment in activity.teachers or []:
-                if not _current(assignment.startDate, assignment.endDate, self.today):
+            for index, assignment in enumerate(activity.teachers or []):
+                duty_id = self.teacher_duty(activity, index, assignment)
+                if duty_id is None or not _current(assignment.startDate, assignment.endDate, self.today):
                     continue
-                if assignment.duty.id in duties:
-                    teachers.append(DutyAssignment(duty=ObjectReference(id=assignment.duty.id)))
-                elif assignment.duty.id in rejected_duties:
+                if duty_id in duties:
+                    teachers.append(DutyAssignment(duty=ObjectReference(id=duty_id)))
+                elif duty_id in rejected_duties:
                     self.out.notes.append(Note("activities", record_id, label,
-                                               f"Tjänstgöringen {assignment.duty.id} skickas inte: den avvisades "
+                                               f"Tjänstgöringen {duty_id} skickas inte: den avvisades "
                                                "före överföringen."))
             record = Activity(id=record_id, display_name=activity.displayName, activity_type=rules.ACTIVITY_TYPE,
                               groups=[ObjectReference(id=g) for g in kept or taking],
@@ -377,16 +435,19 @@ def map_to_dnp(
     known_school_units: Collection[str] | None = None,
     eppn_domains: Mapping[Role, str] | None = None,
     today: dt.date | None = None,
+    refused: Iterable[Refused] = (),
 ) -> Mapped:
     """The DNP records of the source, and the rejections, for ``test_activities`` (from DNP's open data).
 
     ``activities`` must carry their syllabus (``expand=["syllabus"]``): an activity without one cannot
     be tied to a national test and is not sent. ``include_units``: skolenhetskoder (None: every unit);
     a code that is not one of ``school_units`` is a ValueError. ``known_school_units``: Skolverket's
-    ids of the units its open data knows, when read; a record at another unit is rejected.
+    ids of the units its open data knows, when read; a record at another unit is rejected. ``refused``:
+    the records the SS 12000 client could not read (``SS12000Client.refused``).
     """
     run = _Mapping(school_units, include_units, known_school_units, test_activities, eppn_domains or {},
                    today or dt.date.today())
+    run.refuse_source(refused)
     people = list(persons)
     source_groups = {g.id: g for g in groups}
     staff_duties = run.in_scope_duties(duties)

@@ -4,12 +4,16 @@ The source is read whole on every run, not by ``meta.modified.after``: DNP repla
 so every record must be complete, and a record's content hash against what DNP last accepted makes
 an unchanged record cost nothing but the read. Reading whole also tells what left the source (it is
 no longer listed), which is what deletions need. The catalogue is public and cached for hours.
+
+Records the client could not read are kept as ``refused`` (id, field, rule), for the mapping to reject in
+their step. A refused record has not left the source, so its id counts as present (:meth:`Source.refused_ids`):
+what DNP holds of it is never deleted because of a defect in the source.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prefect.cache_policies import INPUTS, NO_CACHE
 
@@ -18,7 +22,7 @@ from skolflow.boundary import task
 from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.dnp.opendata import OpenDataClient
 from skolflow.connectors.http import HttpSettings
-from skolflow.connectors.ss12000 import SS12000Client
+from skolflow.connectors.ss12000 import Refused, SS12000Client
 from skolflow.connectors.ss12000 import models as ss
 
 CATALOGUE_CACHE = dt.timedelta(hours=6)
@@ -31,6 +35,11 @@ class Source:
     groups: list[ss.Group]
     activities: list[ss.ActivityExpanded]
     school_units: list[ss.Organisation]
+    refused: list[Refused] = field(default_factory=list)
+
+    def refused_ids(self, path: str) -> set[str]:
+        """The ids of the records of one endpoint (``"/persons"``, ``"/activities"``, …) that could not be read."""
+        return {r.record_id for r in self.refused if r.path == path and r.record_id}
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ async def read_source(credentials: SS12000Credentials, http: HttpSettings) -> So
             groups=[g async for g in source.groups(group_type=["Klass", "Undervisning"])],
             activities=[a async for a in source.activities(expand=["syllabus"])],
             school_units=[o async for o in source.organisations(organisation_type="Skolenhet")],
+            refused=source.refused,
         )
 
 

@@ -198,9 +198,7 @@ class Registered:
     guids: list[str] = field(default_factory=list)
 
     def refused_message(self) -> str:
-        """Udir's words for every registration it refused as a whole, for a Failed state ("" when none was)."""
-        if not self.refused:
-            return ""
+        """Udir's words for every registration it refused as a whole, for the run's Failed state."""
         return (f"Udir refused the registration of {self.refused} candidate-subjects as a whole "
                 f"({'; '.join(dict.fromkeys(self.refusals))})")
 

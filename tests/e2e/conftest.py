@@ -153,6 +153,7 @@ class RunsOnServer:
     identity_numbers: frozenset[str]  # every full personnummer / fødselsnummer the data sets hold
     names: frozenset[str]  # every given and family name the data sets hold
     emails: frozenset[str]  # every e-mail address the data sets hold
+    addresses: frozenset[ds.Address]  # every postal address the data sets hold
 
 
 def identity_numbers(dataset: ds.Dataset) -> frozenset[str]:
@@ -163,10 +164,7 @@ def identity_numbers(dataset: ds.Dataset) -> frozenset[str]:
 
 
 def names(dataset: ds.Dataset) -> frozenset[str]:
-    """The people's given and family names: the Swedish persons, Udir's candidates and sensors, the sample's teacher.
-
-    (No data set holds a postal address: SS 12000's sandbox serves persons without ``addresses``.)
-    """
+    """The people's given and family names: the Swedish persons, Udir's candidates and sensors, the sample's teacher."""
     norwegian = udir_data.generate()
     teacher = udir_data.sample_candidates(norwegian, norwegian.schools[0].orgnr)[0]
     return frozenset({p.given_name for p in dataset.persons} | {p.family_name for p in dataset.persons}
@@ -180,6 +178,11 @@ def emails(dataset: ds.Dataset) -> frozenset[str]:
     norwegian = udir_data.generate()
     teacher = udir_data.sample_candidates(norwegian, norwegian.schools[0].orgnr)[0]
     return frozenset({p.email for p in dataset.persons} | {teacher["ansvarlig_epost"]})
+
+
+def addresses(dataset: ds.Dataset) -> frozenset[ds.Address]:
+    """The Swedish persons' postal addresses, as SS 12000 serves them (Udir's data set holds none)."""
+    return frozenset(p.address for p in dataset.persons if p.address)
 
 
 def run_skolflow(args: list[str], env: dict[str, str], exit_code: int = 0) -> str:
@@ -246,4 +249,5 @@ def runs_on_server(prefect_server: PrefectServer, postgres_base_url: str,
             sandboxes.stop()
         yield RunsOnServer(server=prefect_server, client_home=client_home, results_dir=results_dir,
                            ledger_url=ledger, orgnr=dataset.huvudman_orgnr, student_id=student.id, outputs=outputs,
-                           identity_numbers=identity_numbers(dataset), names=names(dataset), emails=emails(dataset))
+                           identity_numbers=identity_numbers(dataset), names=names(dataset), emails=emails(dataset),
+                           addresses=addresses(dataset))

@@ -1,7 +1,8 @@
 """The README's production path: `skolflow deploy` to a server on PostgreSQL, a process worker runs a deployment.
 
 A newcomer deploys, sees the scheduled runs the server plans in Swedish time, and watches a run of the
-nightly deployment picked up by a worker on the process pool and completed.
+nightly deployment picked up by a worker on the process pool and completed. A data engineer who knows Prefect
+does the same with `prefect deploy --all` and the shipped prefect.yaml.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from skolflow.deployments import load
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 
@@ -29,7 +31,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 POOL = "skolflow-e2e"
 RUN_TIMEOUT = 240.0
-DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments" / "sandbox.toml"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENTS = ROOT / "deployments" / "sandbox.toml"
+PREFECT_TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +61,13 @@ def run_to_the_end(server: PrefectServer, deployment_id: str) -> dict[str, Any]:
         if current["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") or time.monotonic() > deadline:
             return current
         time.sleep(1)
+
+
+def prefect(args: list[str], env: dict[str, str], cwd: Path) -> None:
+    """`uv run prefect …` as the README says it: the project's interpreter, no terminal to answer prompts."""
+    done = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=PREFECT_TIMEOUT)
+    assert done.returncode == 0, f"prefect {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
 
 
 def environment(server: PrefectServer, sandboxes: systems.Sandboxes, tmp_path: Path) -> dict[str, str]:
@@ -124,4 +135,47 @@ def test_serve_runs_the_deployments_in_one_process(deploy_server: PrefectServer,
         if served is not None:
             os.killpg(served.pid, signal.SIGTERM)
             served.wait(timeout=30)
+        sandboxes.stop()
+
+
+def test_prefect_deploy_all_registers_the_deployments_file_and_a_worker_runs_one(deploy_server: PrefectServer,
+                                                                                 tmp_path: Path) -> None:
+    """The README's `prefect deploy` path: the shipped prefect.yaml, deployed from the repository's root without a
+    terminal, holds what deployments/sandbox.toml says, and a process worker started elsewhere finds the code."""
+    environment_file = load(DEPLOYMENTS)
+    dataset = ds.generate(students=30, mistakes=1)
+    sandboxes = systems.start(dataset)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        env = environment(deploy_server, sandboxes, tmp_path)
+        prefect(["work-pool", "create", environment_file.work_pool, "--type", "process"], env, cwd=tmp_path)
+        prefect(["--no-prompt", "deploy", "--all"], env, cwd=ROOT)
+
+        for spec in environment_file.deployments:
+            deployment = api(deploy_server, "GET", f"/deployments/name/{spec.flow}/{spec.name}")
+            assert isinstance(deployment, dict)
+            schedules = [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"])
+                         for s in deployment["schedules"]]
+            assert schedules == ([(spec.cron, spec.timezone, True)] if spec.cron else []), spec
+            assert deployment["work_pool_name"] == environment_file.work_pool
+            assert deployment["global_concurrency_limit"]["limit"] == 1
+            assert deployment["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+            assert deployment["parameters"] == spec.parameters
+            assert deployment["tags"] == ["skolflow", spec.flow, environment_file.name]
+            assert deployment["entrypoint"].startswith("skolflow/flows/")
+
+        nightly = api(deploy_server, "GET", "/deployments/name/betyg-to-beda/nightly")
+        assert isinstance(nightly, dict)
+        log = (tmp_path / "worker.log").open("wb")
+        # Started outside the repository: the pull step, not the worker's directory, must lead the run to the code.
+        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool",
+                                   environment_file.work_pool], cwd=tmp_path, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        current = run_to_the_end(deploy_server, nightly["id"])
+        assert current["state_type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+        assert httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
+    finally:
+        if worker is not None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
         sandboxes.stop()

@@ -7,7 +7,8 @@ after the demo, the production set-up's runs and the runs with files that are no
 The nets: the exact numbers the sandboxes' data sets hold, in any form (12 or 10 digits, with or without a dash),
 and anything shaped like an identity number that python-stdnum accepts; every given and family name the data
 sets hold, as a word of its own; every e-mail address they hold, and any address in their domains that is not
-masked (``a***@skola.se`` is how skolflow shows one). The data sets hold no postal addresses.
+masked (``a***@skola.se`` is how skolflow shows one); every postal address they hold (SS 12000's ``addresses``):
+a street of theirs with a number after it, or one of their postal codes with its locality.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from skolflow.identity import (
     mask_email,
     validate_norwegian_fodselsnummer,
 )
+from skolflow.sandbox.dataset import Address
 
 from .conftest import RunsOnServer
 
@@ -77,23 +79,37 @@ def email_hits(text: str, known: frozenset[str]) -> Iterator[str]:
             yield address
 
 
+def address_hits(text: str, known: frozenset[Address]) -> Iterator[str]:
+    """A street of ``known`` followed by a house number (any number: one address of theirs in another form is still
+    theirs), or one of their postal codes (with or without its space) followed by its locality."""
+    streets = {address.street.rsplit(" ", 1)[0] for address in known}
+    places = {(address.postal_code.replace(" ", ""), address.locality) for address in known}
+    street = "|".join(re.escape(name) for name in sorted(streets, key=len, reverse=True))
+    yield from (match.group() for match in re.finditer(rf"(?<!\w)(?:{street})\s+\d+(?!\d)", text, re.IGNORECASE))
+    for match in re.finditer(r"(?<!\d)(\d{3}) ?(\d{2})[\s,]+(\w+)", text):
+        if (match.group(1) + match.group(2), match.group(3)) in places:
+            yield match.group()
+
+
 @dataclass(frozen=True)
 class Net:
-    """What the scan looks for: the data sets' identity numbers, names and e-mail addresses."""
+    """What the scan looks for: the data sets' identity numbers, names, e-mail and postal addresses."""
 
     numbers: frozenset[str]
     names: frozenset[str] = frozenset()
     emails: frozenset[str] = frozenset()
+    addresses: frozenset[Address] = frozenset()
 
     @classmethod
     def of(cls, runs: RunsOnServer) -> Net:
-        return cls(runs.identity_numbers, runs.names, runs.emails)
+        return cls(runs.identity_numbers, runs.names, runs.emails, runs.addresses)
 
     def hits(self, text: str) -> Iterator[str]:
         """Each hit, shown so that the report itself leaks nothing real (the names are synthetic)."""
         yield from (f"number {mask(hit)}" for hit in identity_hits(text, self.numbers))
         yield from (f"name {hit}" for hit in name_hits(text, self.names) if self.names)
         yield from (f"e-mail {mask_email(hit)}" for hit in email_hits(text, self.emails) if self.emails)
+        yield from (f"address {hit}" for hit in address_hits(text, self.addresses) if self.addresses)
 
 
 def scan_database(url: str, net: Net) -> tuple[list[str], Counter[str]]:
@@ -148,6 +164,17 @@ def test_the_scan_finds_names_and_addresses_but_not_masked_ones_or_words_contain
                                     "e-mail 1***@elev.sandvik.se"]
     innocent = ("Bergsskolan berg Ødegårds a***@12345678.sandvik.se 0***@elev.sandvik.se "
                 "3f1a2b4c-0d9e-4f8a-9b7c-201509161236@elev.sandvik.se")
+    assert list(net.hits(innocent)) == []
+
+
+def test_the_scan_finds_postal_addresses_in_any_case_and_form_but_not_street_names_alone() -> None:
+    net = Net(frozenset(), addresses=frozenset({Address("Storgatan 12", "123 45", "Sandvik"),
+                                                Address("Lärkstigen 3", "124 10", "Norrby", None)}))
+    text = '{"adress": "STORGATAN 12, 123 45 Sandvik"} Lärkstigen  7 … 12410 Norrby'
+    # "Lärkstigen 7" is in no data set, but on one of their streets.
+    assert list(net.hits(text)) == ["address STORGATAN 12", "address Lärkstigen  7", "address 123 45 Sandvik",
+                                    "address 12410 Norrby"]
+    innocent = "Storgatan, Storgatans skola 12, Storgatan12, 123 45 Norrby, postort Sandvik, 1123 45 Sandvik"
     assert list(net.hits(innocent)) == []
 
 

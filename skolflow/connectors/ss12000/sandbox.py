@@ -15,6 +15,13 @@ combined with filters is a 400 as the contract says. Answers that are errors use
 ``Error`` object; a missing or wrong bearer token is a 401. ``expand`` embeds a duty's person and an
 activity's groups, teachers and syllabus; the other values the contract allows (a person's
 duties and memberships, a group's assignment roles) are accepted and embed nothing.
+
+Over an imperfect data set (``Dataset.imperfect``) it serves the data set's :class:`~skolflow.sandbox.dataset.Defect`
+s on their records and behaves as imperfect servers do: times without an offset (Swedish time), errors as
+``{"detail": …}``, ``POST /persons/lookup`` answered 405, ``/deletedEntities`` as a bare list of ids, pages of at
+most :data:`IMPERFECT_PAGE_SIZE`, and a ``pageToken`` that forgets the query's filters: it holds the position of
+the page's last record in the unfiltered listing, so the next page lists that record again and then records the
+filters would have left out.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from skolflow.connectors.ss12000.models import (
     DELETED_FIELDS,
+    SOURCE_TIMEZONE,
     ActivityEmbedded,
     ActivityExpand,
     ActivityExpanded,
@@ -63,6 +71,7 @@ from skolflow.connectors.ss12000.models import (
     OrganisationsLookup,
     OrganisationType,
     Person,
+    PersonAddress,
     PersonExpand,
     PersonReference,
     PersonsLookup,
@@ -71,11 +80,14 @@ from skolflow.connectors.ss12000.models import (
     SchoolUnitReference,
     Syllabus,
     SyllabusReference,
+    WireModel,
 )
 from skolflow.identity import SAMORDNING_DAY_OFFSET
 from skolflow.sandbox import dataset as ds
+from skolflow.sandbox.dataset import Defect
 
 ENROLMENT_START = dt.date(2024, 8, 19)
+IMPERFECT_PAGE_SIZE = 20  # small pages, so that the imperfect pageToken is followed even for a small data set
 SYLLABUS_NAMESPACE = uuid.UUID("0d6c7a4e-2f0b-5e55-8a63-5512000a1b0c")  # fixed: a syllabus keeps its id
 
 # Betyg API school forms (the data set's) → SS 12000 SchoolTypesEnum.
@@ -100,17 +112,18 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def _error_response(error: ApiError) -> JSONResponse:
-    body = Error(code=error.code, message=error.message).to_wire()
+def _error_response(error: ApiError, imperfect: bool = False) -> JSONResponse:
+    """The contract's Error, or (an imperfect server) ``{"detail": …}`` as many web frameworks answer."""
+    body = {"detail": error.message} if imperfect else Error(code=error.code, message=error.message).to_wire()
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
-def _bad_request(exc: RequestValidationError) -> JSONResponse:
+def _bad_request(exc: RequestValidationError) -> ApiError:
     """422 becomes the contract's 400; the message names the parameter, never echoes the value."""
     problems = "; ".join(
         f"{'.'.join(str(part) for part in err['loc'][1:]) or err['loc'][0]}: {err['msg']}" for err in exc.errors()
     )
-    return _error_response(ApiError(400, "InvalidParameter", problems))
+    return ApiError(400, "InvalidParameter", problems)
 
 
 # Query parameters. extra="forbid": what the sandbox does not implement is a 400, never ignored.
@@ -255,13 +268,23 @@ Item = TypeVar("Item")
 
 
 def _page(items: Sequence[Item], query: _PagedQuery, offset: int, page_size_max: int,
-          render: Callable[[Sequence[Item]], Any]) -> dict[str, Any]:
-    """One page: ``render`` makes the page's ``data`` of its slice of ``items``."""
+          render: Callable[[Sequence[Item]], Any], unfiltered: Sequence[Item] | None = None) -> dict[str, Any]:
+    """One page: ``render`` makes the page's ``data`` of its slice of ``items``.
+
+    ``unfiltered`` (an imperfect server: every record of the endpoint, in the same order): the next pageToken
+    forgets the filters and points at the page's last record in that listing, which the next page repeats.
+    """
     limit = min(query.limit or page_size_max, page_size_max)
     end = offset + limit
-    body: dict[str, Any] = {"data": render(items[offset:end])}
+    page = items[offset:end]
+    body: dict[str, Any] = {"data": render(page)}
     if end < len(items):
-        body["pageToken"] = _encode_token(query, end)
+        if unfiltered is None:
+            body["pageToken"] = _encode_token(query, end)
+        else:
+            last = unfiltered.index(page[-1])
+            options = query.model_dump(by_alias=True, exclude_unset=True, include=set(_PagedQuery.NOT_FILTERS))
+            body["pageToken"] = _encode_token(type(query).model_validate(options), last if len(page) > 1 else last + 1)
     return body
 
 
@@ -291,6 +314,45 @@ class _Wire:
 
     def __init__(self, dataset: ds.Dataset):
         self.dataset = dataset
+
+    def served(self, record: WireModel) -> dict[str, Any]:
+        """``record`` as this server writes it: with the data set's defects of that record, and (imperfect)
+        its times in Swedish time without an offset."""
+        wire = record.to_wire()
+        for defect in self.dataset.defective(str(wire["id"])):
+            self.spoil(defect, wire)
+        if self.dataset.imperfect and isinstance(wire.get("meta"), dict):
+            wire["meta"] = {key: dt.datetime.fromisoformat(value).astimezone(SOURCE_TIMEZONE).replace(tzinfo=None)
+                            .isoformat() for key, value in wire["meta"].items()}
+        return wire
+
+    def spoil(self, defect: Defect, wire: dict[str, Any]) -> None:
+        """Write ``defect`` into the record's JSON, as the imperfect source has it (addresses: in the data)."""
+        if defect in (Defect.CIVIC_NO_WITH_DASH, Defect.CIVIC_NO_UNREADABLE):
+            number = wire["civicNo"]["value"]
+            if defect is Defect.CIVIC_NO_UNREADABLE:
+                number = number[:11] + str((int(number[11]) + 1) % 10)
+            wire["civicNo"]["value"] = f"{number[2:8]}-{number[8:]}"
+        elif defect is Defect.SECURITY_MARKING_OUTSIDE_ENUM:
+            wire["securityMarking"] = "Hemlig"
+        elif defect is Defect.NO_GIVEN_NAME:
+            wire.pop("givenName", None)
+        elif defect is Defect.ASSIGNMENT_ROLE_OUTSIDE_ENUM:
+            unit = wire["dutyAt"]["id"]
+            group = next(g.id for g in self.dataset.groups if g.school_unit_id == unit)
+            wire["assignmentRole"] = [{"group": {"id": group}, "assignmentRoleType": "Lärare"}]
+        elif defect is Defect.DUTY_ROLE_OUTSIDE_ENUM:
+            wire["dutyRole"] = "Lärarinna"
+        elif defect is Defect.NO_CALENDAR_EVENTS_REQUIRED:
+            wire.pop("calendarEventsRequired", None)
+        elif defect is Defect.TEACHER_AS_PERSON:
+            wire["teachers"] = [{"person": {"id": self.duties[t["duty"]["id"]].person_id}}
+                                for t in wire.get("teachers", [])]
+        elif defect is Defect.TEACHER_WITHOUT_DUTY:
+            unit = wire["organisation"]["id"]
+            elsewhere = next(p.id for p in self.dataset.persons if p.role == "staff"
+                             and all(d.school_unit_id != unit for d in self.dataset.duties_of(p.id)))
+            wire["teachers"] = [*wire.get("teachers", []), {"person": {"id": elsewhere}}]
 
     @functools.cached_property
     def units(self) -> dict[str, ds.SchoolUnit]:
@@ -356,12 +418,17 @@ class _Wire:
                 schoolType=SCHOOL_TYPE_BY_FORM[person.school_form or unit.school_forms[0]],
                 schoolYear=person.school_year, educationCode=person.programme, startDate=ENROLMENT_START,
             )]
+        address = person.address
         return Person(
             id=person.id, meta=self.meta(person.id), givenName=person.given_name, familyName=person.family_name,
             eduPersonPrincipalNames=[person.eppn] if person.eppn else None,
             civicNo=CivicNo(value=person.civic_no, nationality="SE"), birthDate=_birth_date(person.civic_no),
             securityMarking=person.security_marking, personStatus="Aktiv",
             emails=[Email(value=person.email, type="Skola elev" if student else "Skola personal")],
+            # model_construct: the imperfect data set leaves out `country`, which the model requires.
+            addresses=[PersonAddress.model_construct(type="Folkbokföring", streetAddress=address.street,
+                                                     locality=address.locality, postalCode=address.postal_code,
+                                                     country=address.country)] if address else None,
             enrolments=enrolments,
         )
 
@@ -463,7 +530,7 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
     ``page_size_max`` is both the default and the largest page (a larger ``limit`` is lowered to
     it, as the contract lets a server return fewer than asked) and the most values one lookup body
     may hold (more is the contract's 503 "answer too big"). The data set is read on every call, so
-    what a test changes in it is served at once.
+    what a test changes in it is served at once; so is whether it is imperfect.
     """
     expected = f"Bearer {token}"
 
@@ -476,6 +543,13 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         if sum(len(values or ()) for values in value_lists) > page_size_max:
             raise ApiError(503, "ResponseTooLarge", f"a lookup may hold at most {page_size_max} values")
 
+    def page(matches: Sequence[Item], query: _PagedQuery, offset: int, render: Callable[[Sequence[Item]], Any],
+             everything: Sequence[Item]) -> dict[str, Any]:
+        """``_page``; an imperfect server has small pages and a pageToken that forgets the filters."""
+        if not dataset.imperfect:
+            return _page(matches, query, offset, page_size_max, render)
+        return _page(matches, query, offset, min(page_size_max, IMPERFECT_PAGE_SIZE), render, everything)
+
     router = APIRouter(dependencies=[Depends(require_bearer)])
 
     @router.get("/persons")
@@ -483,16 +557,18 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         query, offset = _resolve_query(query)
         wire = _Wire(dataset)
         matches = [p for p in dataset.persons if wire.person_matches(p, query)]
-        return _page(matches, query, offset, page_size_max,
-                     _each(lambda p: wire.person(p, query.expandReferenceNames).to_wire()))
+        return page(matches, query, offset, _each(lambda p: wire.served(wire.person(p, query.expandReferenceNames))),
+                    dataset.persons)
 
     @router.post("/persons/lookup")
     def lookup_persons(body: PersonsLookup, options: Annotated[PersonOptions, Query()]) -> list[dict[str, Any]]:
+        if dataset.imperfect:
+            raise ApiError(405, "MethodNotAllowed", "Method Not Allowed")
         check_lookup_size(body.ids, body.civicNos)
         ids = {_uuid(value) for value in body.ids or ()}
         civic_nos = set(body.civicNos or ())
         wire = _Wire(dataset)
-        return [wire.person(p, options.expandReferenceNames).to_wire()
+        return [wire.served(wire.person(p, options.expandReferenceNames))
                 for p in dataset.persons if p.id in ids or p.civic_no in civic_nos]
 
     @router.get("/persons/{person_id}")
@@ -501,14 +577,16 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         person = next((p for p in dataset.persons if p.id == key), None)
         if person is None:
             raise ApiError(404, "NotFound", "no person with this id")
-        return _Wire(dataset).person(person, options.expandReferenceNames).to_wire()
+        wire = _Wire(dataset)
+        return wire.served(wire.person(person, options.expandReferenceNames))
 
     @router.get("/organisations")
     def list_organisations(query: Annotated[OrganisationsQuery, Query()]) -> dict[str, Any]:
         query, offset = _resolve_query(query)
-        organisations = _Wire(dataset).organisations(query.expandReferenceNames)
+        wire = _Wire(dataset)
+        organisations = wire.organisations(query.expandReferenceNames)
         matches = [o for o in organisations if _organisation_matches(o, query)]
-        return _page(matches, query, offset, page_size_max, _each(lambda o: o.to_wire()))
+        return page(matches, query, offset, _each(wire.served), organisations)
 
     @router.post("/organisations/lookup")
     def lookup_organisations(body: OrganisationsLookup,
@@ -517,16 +595,18 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         ids = {_uuid(value) for value in body.ids or ()}
         codes = set(body.schoolUnitCodes or ())
         org_codes = set(body.organisationCodes or ())
-        return [o.to_wire() for o in _Wire(dataset).organisations(options.expandReferenceNames)
+        wire = _Wire(dataset)
+        return [wire.served(o) for o in wire.organisations(options.expandReferenceNames)
                 if o.id in ids or (o.schoolUnitCode or "") in codes or (o.organisationCode or "") in org_codes]
 
     @router.get("/organisations/{organisation_id}")
     def get_organisation(organisation_id: str, options: Annotated[ReferenceOptions, Query()]) -> dict[str, Any]:
         key = _uuid(organisation_id)
-        found = next((o for o in _Wire(dataset).organisations(options.expandReferenceNames) if o.id == key), None)
+        wire = _Wire(dataset)
+        found = next((o for o in wire.organisations(options.expandReferenceNames) if o.id == key), None)
         if found is None:
             raise ApiError(404, "NotFound", "no organisation with this id")
-        return found.to_wire()
+        return wire.served(found)
 
     @router.get("/duties")
     def list_duties(query: Annotated[DutiesQuery, Query()]) -> dict[str, Any]:
@@ -540,8 +620,9 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
             and query.dates_match(d.start, None)
             and query.times_match(ds.CREATED, dataset.modified_at(d.id))
         ]
-        return _page(matches, query, offset, page_size_max,
-                     _each(lambda d: wire.duty_expanded(d, query.expandReferenceNames, query.expand).to_wire()))
+        return page(matches, query, offset,
+                    _each(lambda d: wire.served(wire.duty_expanded(d, query.expandReferenceNames, query.expand))),
+                    dataset.duties)
 
     @router.get("/groups")
     def list_groups(query: Annotated[GroupsQuery, Query()]) -> dict[str, Any]:
@@ -556,8 +637,8 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
             and query.dates_match(g.start, None)
             and query.times_match(ds.CREATED, dataset.modified_at(g.id))
         ]
-        return _page(matches, query, offset, page_size_max,
-                     _each(lambda g: wire.group(g, query.expandReferenceNames).to_wire()))
+        return page(matches, query, offset, _each(lambda g: wire.served(wire.group(g, query.expandReferenceNames))),
+                    dataset.groups)
 
     @router.get("/activities")
     def list_activities(query: Annotated[ActivitiesQuery, Query()]) -> dict[str, Any]:
@@ -573,18 +654,24 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
             and query.dates_match(a.start, None)
             and query.times_match(ds.CREATED, dataset.modified_at(a.id))
         ]
-        return _page(matches, query, offset, page_size_max,
-                     _each(lambda a: wire.activity(a, query.expandReferenceNames, query.expand).to_wire()))
+        return page(matches, query, offset,
+                    _each(lambda a: wire.served(wire.activity(a, query.expandReferenceNames, query.expand))),
+                    dataset.activities)
 
     @router.get("/deletedEntities")
     def list_deleted(query: Annotated[DeletedEntitiesQuery, Query()]) -> dict[str, Any]:
         query, offset = _resolve_query(query)
         matches = [d for d in dataset.deleted if (query.after is None or d.at > query.after)
                    and (not query.entities or d.entity in query.entities)]
-        return _page(matches, query, offset, page_size_max, _deleted_data)
+        if dataset.imperfect:  # a bare list of ids, whatever their types
+            return page(matches, query, offset, lambda deletions: [d.id for d in deletions], dataset.deleted)
+        return page(matches, query, offset, _deleted_data, dataset.deleted)
 
     app = FastAPI(title="SS 12000 sandbox (skolflow)", version="2.1.0")
-    app.add_exception_handler(ApiError, lambda _request, exc: _error_response(exc))  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, lambda _request, exc: _bad_request(exc))  # type: ignore[arg-type]
+    app.add_exception_handler(
+        ApiError, lambda _request, exc: _error_response(exc, dataset.imperfect))  # type: ignore[arg-type]
+    app.add_exception_handler(
+        RequestValidationError,
+        lambda _request, exc: _error_response(_bad_request(exc), dataset.imperfect))  # type: ignore[arg-type]
     app.include_router(router)
     return app

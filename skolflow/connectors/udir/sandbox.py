@@ -186,7 +186,7 @@ def create_app(
             raise _ApiFailure(400, rules.unknown_period(code).message)
         return code
 
-    def available(period_code: str, orgnr: str | None, niva: str) -> list[PlannedExam]:
+    def available(period_code: str, orgnr: str | None, niva: Opplaeringsniva) -> list[PlannedExam]:
         return [e for e in data.exams[period_code]
                 if e.niva == niva and (not e.schools or (orgnr is not None and orgnr in e.schools))]
 
