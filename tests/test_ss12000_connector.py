@@ -34,6 +34,7 @@ from skolflow.connectors.ss12000.models import (
     SecurityMarking,
 )
 from skolflow.connectors.ss12000.sandbox import SCHOOL_TYPE_BY_FORM, create_app, huvudman_id
+from skolflow.sandbox import systems
 from skolflow.sandbox.dataset import (
     CLASS,
     EPPN_DOMAINS,
@@ -1016,6 +1017,9 @@ async def test_the_imperfect_sandbox_serves_each_defect_and_the_client_reads_aro
     assert {g["groupType"] for g in listed} == {"Klass", "Undervisning"}  # the filter is forgotten
     assert {g["id"] for g in listed} == {g.id for g in imperfect.groups}
     assert set(Defect) > TOLERATED
+    said = systems.imperfections(imperfect)
+    assert [line.split(" on ")[0] for line in said[:len(Defect)]] == list(imperfect.defects)
+    assert len(said) == len(Defect) + len(systems.IMPERFECT_SERVER) and systems.imperfections(generate(10)) == []
 
 
 async def test_the_imperfect_sandbox_lists_deletions_as_a_bare_list() -> None:
