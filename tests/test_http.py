@@ -92,16 +92,17 @@ async def test_prepare_sets_fresh_headers_on_each_attempt() -> None:
     assert seen == ["Bearer one", "Bearer two"]
 
 
-async def test_rate_limiter_spaces_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rate_limiter_spaces_calls() -> None:
     clock = [100.0]
     waits: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         waits.append(round(seconds, 3))
 
-    monkeypatch.setattr("skolflow.connectors.http.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr("skolflow.connectors.http.asyncio.sleep", fake_sleep)
-    limiter = RateLimiter(5)
+    limiter = RateLimiter(5, clock=lambda: clock[0], sleep=fake_sleep)
     for _ in range(3):
         await limiter.acquire()
+    assert waits == [0.2, 0.4]
+    clock[0] += 10  # a quiet spell: the next call goes at once
+    await limiter.acquire()
     assert waits == [0.2, 0.4]
