@@ -18,6 +18,8 @@ Swedish numbers: the one separator policy
   Any other shape (two separators, a separator elsewhere, an en dash, other scripts' digits) is refused, not guessed.
 * ``wire=True``: only the 12 bare digits. Beda, DNP and SS 12000 all say "12 siffror utan separatorer", so for their
   rules any other written form is a rule break, never silently normalised: the rules report what the source holds.
+  The one exception is deliberate and at the edge: the SS 12000 reader turns a civicNo written ``ÅÅMMDD-NNNN`` (or
+  another form above) into the contract's 12 digits (issue: real servers write it so), using this parser.
 
 A number is valid when its date is a birth date — a personnummer's a real date; a samordningsnummer's day is the
 birth day + 60, and Skatteverket issues month ``00`` and/or day ``60`` when it does not know the birth month or day

@@ -9,6 +9,7 @@ from skolflow.connectors.http import (
     RetryPolicy,
     TransientError,
     build_client,
+    is_transient_status,
     request,
     retry_after_seconds,
 )
@@ -106,3 +107,9 @@ async def test_rate_limiter_spaces_calls() -> None:
     clock[0] += 10  # a quiet spell: the next call goes at once
     await limiter.acquire()
     assert waits == [0.2, 0.4]
+
+
+@pytest.mark.parametrize(("status", "transient"), [(429, True), (500, True), (502, True), (503, True), (504, True),
+                                                    (501, False), (505, False), (400, False), (404, False)])
+def test_only_what_a_retry_can_change_is_transient(status: int, transient: bool) -> None:
+    assert is_transient_status(status) is transient

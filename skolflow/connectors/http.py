@@ -90,7 +90,8 @@ def retry_after_seconds(response: httpx.Response, now: float | None = None) -> f
 
 
 def is_transient_status(status_code: int) -> bool:
-    return status_code == 429 or status_code >= 500
+    """429 and 5xx, except what a retry cannot change: 501 (not implemented) and 505 (HTTP version)."""
+    return status_code == 429 or (status_code >= 500 and status_code not in (501, 505))
 
 
 class RateLimiter:

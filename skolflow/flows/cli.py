@@ -288,12 +288,13 @@ async def _person_id(civic: str, confirm_production: bool) -> str:
     """
     from skolflow.blocks import SS12000Credentials
     from skolflow.connectors.ss12000.client import SS12000Client
+    from skolflow.connectors.ss12000.models import PersonIdentity
     from skolflow.settings import Settings
 
     creds = SS12000Credentials.resolve()
     http = Settings.from_env().http(confirm_production)
     async with SS12000Client(creds.base_url, creds.token.get_secret_value(), http) as ss:
-        found = await ss.lookup_persons(civic_nos=[civic])
+        found = await ss.lookup_persons(civic_nos=[civic], read_as=PersonIdentity)  # only the id is needed
     if not found:
         raise typer.BadParameter(f"no person {mask(civic)} in the SS 12000 source")
     return found[0].id

@@ -4,7 +4,7 @@ It belongs to the municipality (SQLite file by default, PostgreSQL by URL), so u
 hold personal data: it is what makes runs idempotent and resumable, and it is the history admins ask for.
 """
 
-from skolflow.ledger.models import ApiCall, Outcome, RecordOutcome, Run, SentState, Watermark
+from skolflow.ledger.models import ApiCall, Outcome, RecordOutcome, Run, SentState, Waiting, Watermark
 from skolflow.ledger.store import Ledger
 
-__all__ = ["ApiCall", "Ledger", "Outcome", "RecordOutcome", "Run", "SentState", "Watermark"]
+__all__ = ["ApiCall", "Ledger", "Outcome", "RecordOutcome", "Run", "SentState", "Waiting", "Watermark"]
