@@ -21,7 +21,7 @@ from skolflow.connectors.xmlsafe import UnsafeXmlError
 from skolflow.sandbox.dataset import Dataset, generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
-from skolflow.tasks.betyg_documents import checked_students, student_ids
+from skolflow.tasks.betyg_documents import checked_students
 from skolflow.tasks.grades import to_kursbetyg
 from tests.remote import MOCKED_REMOTE
 
@@ -507,7 +507,7 @@ def test_a_document_that_is_not_the_contracts_betyg_is_refused_naming_what_it_is
     readers = {
         "iter_students": lambda: list(codec.iter_students(path)),
         "checked_students": lambda: list(checked_students(path)),
-        "student_ids": lambda: list(student_ids(path)),
+        "check_document": lambda: codec.check_document(path),
     }
     for name, read in readers.items():
         with pytest.raises(codec.InvalidDocumentError) as refused:

@@ -8,34 +8,40 @@ GUIDs, counts. See README § Betyg → Beda for parameters and behaviour.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import io
 import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from skolflow.blocks import BedaCredentials, BetygApiCredentials, SS12000Credentials
 from skolflow.boundary import flow, task
 from skolflow.connectors.beda.client import BedaClient
-from skolflow.connectors.beda.models import Fel
+from skolflow.connectors.beda.models import MAX_BATCH, Fel
 from skolflow.connectors.betyg.client import BetygClient
+from skolflow.connectors.betyg.codec import check_document
 from skolflow.connectors.betyg.models import PLATFORM_TIMEZONE, platform_now
 from skolflow.connectors.betygsdokument.client import BetygsdokumentClient
-from skolflow.connectors.http import HttpSettings, RemoteError, TransientError
+from skolflow.connectors.http import AnswerLost, HttpSettings, RemoteError, TransientError
 from skolflow.connectors.ss12000.client import SS12000Client
 from skolflow.connectors.xmlsafe import XmlDocumentError
 from skolflow.errors import sanitise, scrub
 from skolflow.guard import check_target
 from skolflow.identity import validate_swedish_orgnr
-from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.ledger import Ledger, Outcome
 from skolflow.ledger.models import Waiting
+from skolflow.ledger.store import OutcomeRow
 from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
@@ -56,7 +62,7 @@ from skolflow.tasks.beda_report import (
     prepare_batch,
     to_payload,
 )
-from skolflow.tasks.betyg_documents import checked_students, read_documents, student_ids
+from skolflow.tasks.betyg_documents import checked_students, read_documents
 from skolflow.tasks.diff import content_hash
 from skolflow.tasks.grades import platform_id
 from skolflow.tasks.identities import ResolvedPerson, ResolvedUnit, read_units, resolve_persons, same_orgnr
@@ -130,6 +136,30 @@ class BatchReport:
                 f"rejected, {self.failed} not delivered, {self.unsettled} unsettled" + (f"; {note}" if note else ""))
 
 
+@dataclass
+class Clients:
+    """One pooled client per system for the whole run (DESIGN §5), shared by every batch run in the flow's loop.
+
+    One connection pool and one Beda token (renewed only when it expires) instead of new ones per batch; and
+    building a client was, before its TLS context was shared, a tenth of a batch's CPU.
+    """
+
+    ss12000: SS12000Client
+    beda: BedaClient | None  # None on a dry run, which sends nothing
+
+
+@contextlib.asynccontextmanager
+async def open_clients(systems: Systems, party: str, dry_run: bool) -> AsyncIterator[Clients]:
+    """The run's clients, closed when the run is done with them."""
+    async with contextlib.AsyncExitStack() as stack:
+        ss = await stack.enter_async_context(
+            SS12000Client(systems.ss12000.base_url, systems.ss12000.token.get_secret_value(), systems.http))
+        beda = None if dry_run else await stack.enter_async_context(
+            BedaClient(systems.beda.base_url, systems.beda.client_id, systems.beda.client_secret.get_secret_value(),
+                       party, systems.http))
+        yield Clients(ss, beda)
+
+
 def _run_name() -> str:
     params = flow_run.parameters
     units = ",".join(params.get("school_units") or []) or "alla enheter"
@@ -146,14 +176,15 @@ def _rows(rejection: Rejection, units: str = "") -> list[dict[str, str]]:
 
 def _outcome(run_id: str, scope: str, key: str, outcome: Outcome, *, source: str = "", units: str = "",
              content_hash_: str = "", errors: list[dict[str, Any]] | None = None,
-             request: str | None = None, response: str | None = None) -> RecordOutcome:
-    return RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=scope, record_key=key, source_key=source,
-                         unit=units, content_hash=content_hash_, outcome=outcome, errors=errors or [],
-                         request_body=request, response_body=response)
+             request: str | None = None, response: str | None = None) -> OutcomeRow:
+    """One student's outcome as the ledger's columns: a plain mapping, since a batch records hundreds at once."""
+    return {"run_id": run_id, "pipeline": PIPELINE, "scope": scope, "record_key": key, "source_key": source,
+            "unit": units, "content_hash": content_hash_, "outcome": outcome.value, "errors": errors or [],
+            "request_body": request, "response_body": response}
 
 
 def _refused(report: BatchReport, run_id: str, party: str, rejection: Rejection, *, content_hash_: str = "",
-             response: str | None = None) -> RecordOutcome:
+             response: str | None = None) -> OutcomeRow:
     """A refused student's outcome, counted: 'waiting' when every cause lies outside the grade, else 'rejected'."""
     units = ",".join(rejection.units)
     cause = rejection.waits_for
@@ -232,6 +263,10 @@ async def school_units_task(systems: Systems) -> dict[str, ResolvedUnit]:
         return await read_units(ss)
 
 
+# How often a batch whose answer was lost is checked with Beda and what Beda lacks sent again, within one run.
+DELIVERY_ROUNDS = 3
+
+
 async def _reconcile_unsettled(beda: BedaClient, ledger: Ledger, scope: str, run_id: str,
                                to_send: list[Prepared]) -> tuple[list[Prepared], int, list[Prepared], str]:
     """A run that died or lost Beda's answer left records unsettled: ask Beda what it holds, student by student.
@@ -248,7 +283,7 @@ async def _reconcile_unsettled(beda: BedaClient, ledger: Ledger, scope: str, run
     unconfirmed: list[Prepared] = []
     why = ""
     settled: dict[str, tuple[str, dict[str, Any]]] = {}
-    outcomes = []
+    outcomes: list[OutcomeRow] = []
     for prepared in to_send:
         if prepared.personnummer not in unsettled:
             still.append(prepared)
@@ -282,11 +317,14 @@ async def _reconcile_unsettled(beda: BedaClient, ledger: Ledger, scope: str, run
 @task(name="report-batch-to-beda", cache_policy=NO_CACHE, persist_result=False)
 async def report_batch(batch: Whole[list[StudentInput]], systems: Systems, school_units: Whole[dict[str, ResolvedUnit]],
                        party: str, selection: Selection, what: What, run_id: str, database_url: str,
-                       dry_run: bool, window: tuple[dt.datetime, dt.datetime]) -> BatchReport:
+                       dry_run: bool, window: tuple[dt.datetime, dt.datetime],
+                       clients: Whole[Clients] | None = None) -> BatchReport:
     """Resolve, check, diff and send one batch; record every student's outcome in the ledger.
 
     Whatever goes wrong, every student of the batch gets an outcome: one the batch did not reach is recorded
     'failed' with the (sanitised) reason, so the next run takes it up again and the run's counts stay whole.
+    ``clients`` are the run's, when the batch runs in the flow's loop; a batch run elsewhere (a Dask worker)
+    builds its own.
     """
     students = batch.value
     ledger = Ledger.shared(database_url)
@@ -295,8 +333,11 @@ async def report_batch(batch: Whole[list[StudentInput]], systems: Systems, schoo
     queue = _Queue(ledger, party, run_id, {platform_id(s.student_id): s for s in students}, window,
                    enabled=what is What.BOTH and not dry_run)
     try:
-        return await _report_batch(students, systems, school_units.value, party, selection, what, run_id, ledger,
-                                   dry_run, queue, report, seen)
+        async with contextlib.AsyncExitStack() as stack:
+            own = clients.value if clients is not None else await stack.enter_async_context(
+                open_clients(systems, party, dry_run))
+            return await _report_batch(students, own, school_units.value, party, selection, what, run_id, ledger,
+                                       dry_run, queue, report, seen)
     except Exception as exc:
         failure = str(sanitise(exc))
         left = [s for s in students if s.student_id not in seen]
@@ -308,22 +349,25 @@ async def report_batch(batch: Whole[list[StudentInput]], systems: Systems, schoo
         return report
 
 
-async def _report_batch(students: list[StudentInput], systems: Systems, units: dict[str, ResolvedUnit], party: str,
+async def _report_batch(students: list[StudentInput], clients: Clients, units: dict[str, ResolvedUnit], party: str,
                         selection: Selection, what: What, run_id: str, ledger: Ledger, dry_run: bool, queue: _Queue,
                         report: BatchReport, seen: set[str]) -> BatchReport:
-    """The batch's work. ``report`` and ``seen`` (students with an outcome) are filled as it goes, for the caller."""
+    """The batch's work. ``report`` and ``seen`` (students with an outcome) are filled as it goes, for the caller.
+
+    The batch is resolved, checked and recorded at once; what is to be sent goes to Beda in parts of at most
+    :data:`MAX_BATCH` students (Beda's limit), each recorded pending before it is sent and answered before the
+    next.
+    """
     logger = get_run_logger()
 
-    def record(outcomes: list[RecordOutcome]) -> None:
+    def record(outcomes: list[OutcomeRow]) -> None:
         ledger.record(outcomes)
-        seen.update(o.source_key for o in outcomes if o.outcome is not Outcome.PENDING)
+        seen.update(o["source_key"] for o in outcomes if o["outcome"] != Outcome.PENDING)
 
     persons: dict[str, ResolvedPerson] = {}
     unreachable = None
     try:
-        async with SS12000Client(systems.ss12000.base_url, systems.ss12000.token.get_secret_value(),
-                                 systems.http) as ss:
-            persons = await resolve_persons(ss, (platform_id(s.student_id) for s in students))
+        persons = await resolve_persons(clients.ss12000, (platform_id(s.student_id) for s in students))
     except (TransientError, RemoteError) as exc:
         # Nothing is lost by going on: each student waits in the ledger, and every later run asks again.
         unreachable = f"SS 12000 answered {exc.status_code or 'nothing'}: {scrub(exc.body[:300])}"
@@ -351,40 +395,66 @@ async def _report_batch(students: list[StudentInput], systems: Systems, units: d
     record(outcomes)
     queue.release([p.source_id for p in prepared.unchanged] +
                   [r.source_id for r in prepared.rejected if not r.waits_for])
-    seen.update(s.student_id for s in students if s.student_id not in {p.source_id for p in prepared.to_send})
-    if not prepared.to_send:
+    sending = {p.source_id for p in prepared.to_send}
+    seen.update(s.student_id for s in students if s.student_id not in sending)
+    if not prepared.to_send or clients.beda is None:
         return report
+    for part in batched(prepared.to_send, MAX_BATCH):
+        await _send_part(clients.beda, part, ledger, party, run_id, queue, report, record, seen)
+    return report
 
-    beda = systems.beda
-    async with BedaClient(beda.base_url, beda.client_id, beda.client_secret.get_secret_value(), party,
-                          systems.http) as client:
-        to_send, report.reconciled, unconfirmed, why = await _reconcile_unsettled(client, ledger, party, run_id,
-                                                                                   prepared.to_send)
-        seen.update(p.source_id for p in prepared.to_send if p not in to_send)
-        queue.release(p.source_id for p in prepared.to_send if p not in to_send and p not in unconfirmed)
+
+async def _send_part(client: BedaClient, part: list[Prepared], ledger: Ledger, party: str, run_id: str,
+                     queue: _Queue, report: BatchReport, record: Callable[[list[OutcomeRow]], None],
+                     seen: set[str]) -> None:
+    """Send one Beda batch: ask Beda about students left unsettled, record the rest pending, send, record answers.
+
+    A batch whose answer was lost (read timeout, dropped connection) may have reached Beda: it is not resent
+    blindly but its students are asked about, one by one, and only what Beda does not hold is sent again, up to
+    :data:`DELIVERY_ROUNDS` times, so each student's merits reach Beda once. Any other delivery failure fails this
+    part's students (the next run asks Beda what it holds before sending them again) and leaves the batch's
+    other parts to go on.
+    """
+    logger = get_run_logger()
+    for delivery in range(1, DELIVERY_ROUNDS + 1):
+        to_send, reconciled, unconfirmed, why = await _reconcile_unsettled(client, ledger, party, run_id, part)
+        # Those not sent now got their outcome from the reconciliation: settled (accepted) or unconfirmed (failed).
+        kept = {p.personnummer for p in to_send}
+        left = {p.personnummer for p in unconfirmed}
+        seen.update(p.source_id for p in part if p.personnummer not in kept)
+        queue.release(p.source_id for p in part if p.personnummer not in kept and p.personnummer not in left)
         queue.still(unconfirmed, "OBEKRÄFTAD", why)
-        report.accepted += report.reconciled
+        report.reconciled += reconciled
+        report.accepted += reconciled
         report.unsettled += len(unconfirmed)
         report.failure = report.failure or (why if unconfirmed else None)
+        if not to_send:
+            return
         by_key = {p.personnummer: p for p in to_send}
-        record([_outcome(run_id, party, p.personnummer, Outcome.PENDING, source=p.source_id,
-                                units=",".join(p.units), content_hash_=p.content_hash) for p in to_send])
+        record([_outcome(run_id, party, p.personnummer, Outcome.PENDING, source=p.source_id, units=",".join(p.units),
+                         content_hash_=p.content_hash) for p in to_send])
         try:
-            results = await client.send_batch([p.merits for p in to_send]) if to_send else []
+            results = await client.send_batch([p.merits for p in to_send])
+            break
         except (TransientError, RemoteError) as exc:
-            # Left 'failed': the next run asks Beda what it holds before sending these again.
-            report.failed += len(to_send)
-            report.failure = f"Beda answered {exc.status_code or 'nothing'}: {scrub(exc.body[:300])}"
-            logger.error("batch of %d students not delivered: %s", len(to_send), report.failure)
+            # Left 'failed': asked about (now, after a lost answer, or by the next run) before being sent again.
+            failure = f"Beda answered {exc.status_code or 'nothing'}: {scrub(exc.body[:300])}"
             record([_outcome(run_id, party, p.personnummer, Outcome.FAILED, source=p.source_id,
                              units=",".join(p.units), content_hash_=p.content_hash,
-                             errors=[{"kod": "LEVERANS", "falt": "", "meddelande": report.failure}])
-                    for p in to_send])
-            queue.still(to_send, "LEVERANS", report.failure)
-            return report
+                             errors=[{"kod": "LEVERANS", "falt": "", "meddelande": failure}]) for p in to_send])
+            if isinstance(exc, AnswerLost) and delivery < DELIVERY_ROUNDS:
+                logger.warning("Beda's answer to a batch of %d students was lost (%s); asking Beda what it holds",
+                               len(to_send), failure)
+                part = to_send
+                continue
+            report.failed += len(to_send)
+            report.failure = failure
+            logger.error("batch of %d students not delivered: %s", len(to_send), failure)
+            queue.still(to_send, "LEVERANS", failure)
+            return
 
     accepted: dict[str, tuple[str, dict[str, Any]]] = {}
-    answered = []
+    answered: list[OutcomeRow] = []
     refused: list[Rejection] = []
     for result in results:
         sent = by_key[result.personnummer]
@@ -400,36 +470,66 @@ async def _report_batch(students: list[StudentInput], systems: Systems, units: d
                                      response=body))
     queue.keep([r for r in refused if r.waits_for])
     report.accepted += len(accepted)
-    report.protected = sum(1 for p in to_send if p.protected and p.personnummer in accepted)
+    report.protected += sum(1 for p in to_send if p.protected and p.personnummer in accepted)
     ledger.accept(PIPELINE, party, run_id, accepted)
     record(answered)
     queue.release([by_key[key].source_id for key in accepted] + [r.source_id for r in refused if not r.waits_for])
-    return report
 
 
-def _student_inputs(grades_path: Path | None, documents: dict[str, list[Any]],
-                    waiting: dict[str, StudentInput]) -> Iterator[StudentInput]:
-    """Students of the grade export (streamed), then those who only have new documents, then the waiting ones.
+class _CountingFile(io.FileIO):
+    """The grade export opened for the parser, counting the bytes it reads: how far the run has got.
+
+    (Asking ``tell()`` after each student cost more than reading the students.)
+    """
+
+    counted = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size) or b""
+        self.counted += len(data)
+        return data
+
+
+class _Students:
+    """The run's students, streamed: the grade export's, then those who only have new documents, then the waiting.
 
     A waiting student the window sends again is taken with the window's version merged in (the newer wins).
+    The grade export is read once, as the batches need it; on the way this counts the distinct students (the
+    run's total, against which every student's outcome is checked) and how far into the export it has read
+    (the progress, since the number of students is known only at the end).
     """
-    seen: set[str] = set()
 
-    def newest(key: str, student: StudentInput) -> StudentInput:
-        seen.add(key)
-        return merged(waiting[key], student) if key in waiting else student
+    def __init__(self, grades_path: Path | None, documents: dict[str, list[Any]], waiting: dict[str, StudentInput]):
+        self.grades_path = grades_path
+        self.documents = documents
+        self.waiting = waiting
+        self.keys: set[str] = set()
+        self.size = grades_path.stat().st_size if grades_path else 0
+        self._export: _CountingFile | None = None
 
-    if grades_path is not None:
-        for student in checked_students(grades_path):
-            key = platform_id(student.student_id)
-            student.documents = documents.get(key, [])
-            yield newest(key, student)
-    for key, docs in documents.items():
-        if key not in seen:
-            yield newest(key, StudentInput(student_id=docs[0].elev, documents=docs))
-    for key, student in waiting.items():
-        if key not in seen:
-            yield student
+    @property
+    def read(self) -> int:
+        """Bytes of the grade export read so far."""
+        return self._export.counted if self._export is not None else 0
+
+    def _newest(self, key: str, student: StudentInput) -> StudentInput:
+        self.keys.add(key)
+        return merged(self.waiting[key], student) if key in self.waiting else student
+
+    def __iter__(self) -> Iterator[StudentInput]:
+        if self.grades_path is not None:
+            with _CountingFile(self.grades_path) as self._export:
+                for student in checked_students(self._export):
+                    key = platform_id(student.student_id)
+                    student.documents = self.documents.get(key, [])
+                    yield self._newest(key, student)
+        for key, docs in self.documents.items():
+            if key not in self.keys:
+                yield self._newest(key, StudentInput(student_id=docs[0].elev, documents=docs))
+        for key, student in self.waiting.items():
+            if key not in self.keys:
+                self.keys.add(key)
+                yield student
 
 
 def _read_waiting(ledger: Ledger, party: str) -> dict[str, StudentInput]:
@@ -486,7 +586,7 @@ async def betyg_to_beda(
     end: dt.datetime | None = None,
     dry_run: bool = False,
     confirm_production: bool = False,
-    batch_size: int = 200,
+    batch_size: int = 1000,
     concurrency: int = 4,
     platform_block: str | None = None,
     ss12000_block: str | None = None,
@@ -557,41 +657,48 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
     try:
         for document in read_documents(documents_path) if documents_path else ():
             documents[platform_id(document.elev)].append(document)
-        window = {platform_id(i) for i in student_ids(grades_path)} if grades_path else set()
-        total = len(window | documents.keys() | waiting.keys())
+        if grades_path is not None:  # before any student is acted on; the students are read in the one pass after
+            check_document(grades_path)
     except XmlDocumentError as exc:  # another version or kind of document: read as empty it would move the watermark
         message = f"the platform's answer could not be read, nothing sent ({sanitise(exc)}); {totals.counts()}."
         ledger.finish_run(run_id, "failed", {"failure": message})
         return Failed(message=message)
     progress = await artifacts.Progress.start(f"Betyg → Beda {party}: elever behandlade")
-    done = 0
-    running: set[asyncio.Task[BatchReport]] = set()
+    students = _Students(grades_path, documents, waiting)
+    # The batches are asyncio code whose waiting overlaps in one loop: run in the flow's own loop (task runs
+    # all the same) they share the run's clients, and spare the default runner's threads, which gained nothing
+    # but contention for the GIL. A runner that takes tasks to other processes (Dask, README § Scale-out) is
+    # given them to submit, and each batch there builds its own clients.
+    context = FlowRunContext.get()
+    elsewhere = context is not None and not isinstance(context.task_runner, ThreadPoolTaskRunner)
 
-    async def one(batch: list[StudentInput]) -> BatchReport:
-        nonlocal done
-        # Submitted to the flow's task runner: threads by default, Dask when the flow is run with a
-        # DaskTaskRunner (README § Scale-out).
-        future = report_batch.submit(Whole(batch), systems, Whole(units), party, selection, what, run_id,
-                                     settings.database_url, dry_run, (start, end))
+    async def one(batch: list[StudentInput], clients: Clients | None) -> BatchReport:
+        arguments = (Whole(batch), systems, Whole(units), party, selection, what, run_id, settings.database_url,
+                     dry_run, (start, end))
         try:
-            result = await asyncio.to_thread(future.result)
+            if clients is None:
+                future = report_batch.submit(*arguments)
+                result = await asyncio.to_thread(future.result)
+            else:
+                result = await report_batch(*arguments, clients=Whole(clients))
         except Exception as exc:  # the task itself never ran to its end: its students count as not delivered
             result = BatchReport(failed=len(batch), failure=str(sanitise(exc)))
-        done += len(batch)
-        await progress.update(done, total)
+        await progress.update(students.read, students.size)
         return result
 
-    results: list[BatchReport] = []
-    for batch in batched(_student_inputs(grades_path, documents, waiting), batch_size):
-        running.add(asyncio.create_task(one(batch)))
-        if len(running) >= max(1, concurrency):
-            finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            results += [t.result() for t in finished]
-    if running:
-        results += [t.result() for t in (await asyncio.wait(running))[0]]
-
-    for result in results:
-        totals.add(result)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = None if elsewhere else await stack.enter_async_context(open_clients(systems, party, dry_run))
+        running: set[asyncio.Task[BatchReport]] = set()
+        for batch in batched(students, batch_size):
+            running.add(asyncio.create_task(one(batch, clients)))
+            if len(running) >= max(1, concurrency):
+                finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for done in finished:
+                    totals.add(done.result())
+        for done in (await asyncio.wait(running))[0] if running else ():
+            totals.add(done.result())
+    await progress.update(1, 1)
+    total = len(students.keys)
     lost = total - totals.outcomes
 
     # Only a full run moves the watermark: a run narrowed to some units, one student or one kind of merit

@@ -1,9 +1,11 @@
 """Reading the platform's exports student by student, with the XSD applied to each student.
 
 Validating the whole document at once would turn one malformed student into a failed run; here a
-student who breaks the schema is rejected with the schema's message and the rest go on. Each
-``<elev>`` is validated inside a copy of the root (with the document's from/tom), so the check is
-exactly the official XSD's, and memory stays flat because elements are released as they pass.
+student who breaks the schema is rejected with the schema's message and the rest go on. The official
+XSD declares ``<elev>`` globally, so each is validated in place as it streams past (no copy of it, no
+wrapper per student); the root's own attributes (from/tom) are checked once, and what is wrong with them
+is every student's problem too, as when each student was validated inside a copy of the root. Memory
+stays flat because elements are released as they pass.
 
 Both readers refuse a document that is not the Betyg API's ``<betyg>`` (another root or namespace)
 with :class:`skolflow.connectors.betyg.codec.InvalidDocumentError` before yielding anything: read
@@ -12,9 +14,9 @@ leniently it would be a window without students, and a run would report nothing 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from lxml import etree
 
@@ -26,26 +28,25 @@ from skolflow.errors import sanitise
 from skolflow.tasks.beda_report import StudentInput
 
 
-def checked_students(path: Path) -> Iterator[StudentInput]:
+def checked_students(source: Path | IO[bytes]) -> Iterator[StudentInput]:
+    """Each student of a Betyg document, checked against the XSD, in one pass over ``source``."""
     xsd = xmlsafe.load_schema(betyg_codec.SCHEMA_PATH)
-    root_attributes = xmlsafe.root_attributes(path)
-    for element in betyg_codec.elev_elements(path):
+    root_errors: list[str] | None = None
+    for element in betyg_codec.elev_elements(source):
+        if root_errors is None:  # the root's attributes are all read once its first child is
+            root = element.getroottree().getroot()
+            empty_root = etree.Element(root.tag, dict(root.attrib))
+            root_errors = [] if xsd.validate(empty_root) else [f"XSD: {e.message}" for e in xsd.error_log]
         student_id = element.get("id", "")
-        wrapper = etree.Element(f"{{{betyg_codec.NAMESPACE}}}betyg", root_attributes)
-        wrapper.append(copy.deepcopy(element))
-        if not xsd.validate(wrapper):
-            yield StudentInput(student_id=student_id, schema_errors=[f"XSD: {e.message}" for e in xsd.error_log])
+        valid = xsd.validate(element)
+        if root_errors or not valid:
+            errors = [] if valid else [f"XSD: {e.message}" for e in xsd.error_log]
+            yield StudentInput(student_id=student_id, schema_errors=root_errors + errors)
             continue
         try:
             yield StudentInput(student_id=student_id, grades=betyg_codec.student_from_element(element))
         except betyg_codec.InvalidDocumentError as exc:
             yield StudentInput(student_id=student_id, schema_errors=[str(sanitise(exc))])
-
-
-def student_ids(path: Path) -> Iterator[str]:
-    """The platform ids of a Betyg document's students, read without building their grades."""
-    for element in betyg_codec.elev_elements(path):
-        yield element.get("id", "")
 
 
 def read_documents(path: Path) -> Iterator[GradeDocument]:

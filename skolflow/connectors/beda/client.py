@@ -82,7 +82,9 @@ class BedaClient:
         if not merits:
             return []
         path = f"{API_PREFIX}/{self.party_orgnr}/meriter"
-        response = await self._call("POST", path, path, json={"elever": [m.to_wire() for m in merits]})
+        # Never resent blindly: after a lost answer the flow asks Beda what it holds (AnswerLost), so each
+        # student's merits reach Beda once.
+        response = await self._call("POST", path, path, json={"elever": [m.to_wire() for m in merits]}, replay=False)
         results = _parse(BatchResponse, response.status_code, response.text, "POST", path).resultat
         if len(results) != len(merits):
             raise RemoteError(SYSTEM, response.status_code,

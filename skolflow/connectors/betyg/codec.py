@@ -146,53 +146,83 @@ def expecting_root(tag: str, what: str) -> Callable[[etree._Element], None]:
 check_root = expecting_root(_q("betyg"), "Betyg API 1.1")
 
 
+def check_document(path: Path) -> None:
+    """Refuse a Betyg answer that could not be read to its end, or is not the Betyg API 1.1's, reading nothing out.
+
+    A caller that streams the students afterwards learns this before it acts on the first of them.
+    """
+    xmlsafe.check(path, on_root=check_root)
+
+
 def elev_elements(source: Source) -> Iterator[etree._Element]:
     """Each ``<elev>`` element as it is read, released once the caller moves on; the root is checked first."""
     return xmlsafe.iterparse(source, _q("elev"), on_root=check_root)
 
 
-def _child(element: etree._Element, name: str, where: str) -> etree._Element:
-    found = element.find(_q(name))
-    if found is None:
-        raise InvalidDocumentError(f"{where}: <{element.tag.split('}')[-1]}> lacks <{name}>")
-    return found
+class _Children:
+    """An element's children by tag, the first of each as ``find`` would give it, read in one walk.
 
+    A grade has a dozen children and a window tens of thousands of grades: one walk instead of an
+    ElementPath ``find`` per field read the Betyg answer in about half the time.
+    """
 
-def _optional_text(element: etree._Element, name: str) -> str | None:
-    found = element.find(_q(name))
-    return None if found is None else (found.text or "")
+    def __init__(self, element: etree._Element, where: str):
+        self.element = element
+        self.where = where
+        self.by_tag: dict[str, etree._Element] = {}
+        for child in element:
+            if isinstance(child.tag, str):
+                self.by_tag.setdefault(child.tag, child)
+
+    def get(self, name: str) -> etree._Element | None:
+        return self.by_tag.get(_q(name))
+
+    def required(self, name: str) -> etree._Element:
+        found = self.by_tag.get(_q(name))
+        if found is None:
+            raise InvalidDocumentError(f"{self.where}: <{self.element.tag.split('}')[-1]}> lacks <{name}>")
+        return found
+
+    def text(self, name: str) -> str:
+        return self.required(name).text or ""
+
+    def optional_text(self, name: str) -> str | None:
+        found = self.get(name)
+        return None if found is None else (found.text or "")
 
 
 def _grade(element: etree._Element, student_id: str) -> GradeRecord:
     kind = element.tag.split("}")[-1]
     where = f"elev {student_id}"
-    decided_by = _child(element, "beslutsfattare", where)
+    children = _Children(element, where)
+    decided_by = children.required("beslutsfattare")
     common = {
         "kind": kind,
-        "value": _child(element, "value", where).text or "",
-        "datum": parse_xs_date(_child(element, "datum", where).text),
-        "provning": parse_xs_boolean(_child(element, "prövning", where).text),
-        "betygsgrupp": _optional_text(element, "betygsgrupp"),
-        "skola": _child(element, "skola", where).text or "",
+        "value": children.text("value"),
+        "datum": parse_xs_date(children.required("datum").text),
+        "provning": parse_xs_boolean(children.required("prövning").text),
+        "betygsgrupp": children.optional_text("betygsgrupp"),
+        "skola": children.text("skola"),
         "beslutsfattare_roll": decided_by.get("roll", ""),
         "beslutsfattare": tuple(person.text or "" for person in decided_by.iterfind(_q("person"))),
-        "skolform": _child(element, "skolform", where).text or "",
+        "skolform": children.text("skolform"),
     }
     if kind == KURSBETYG:
         return GradeRecord(
             **common,
-            code=_child(element, "kurskod", where).text or "",
-            omdome=parse_xs_boolean(_child(element, "omdöme", where).text),
+            code=children.text("kurskod"),
+            omdome=parse_xs_boolean(children.required("omdöme").text),
         )
-    term = element.find(_q("termin"))
-    sprak = _optional_text(element, "språk")
+    term = children.get("termin")
+    sprak = children.optional_text("språk")
+    term_children = None if term is None else _Children(term, where)
     return GradeRecord(
         **common,
-        code=subject_code(_child(element, "ämnesförkortning", where).text or "", sprak),
+        code=subject_code(children.text("ämnesförkortning"), sprak),
         sprak=sprak,
-        termin=None if term is None else Termin((_child(term, "typ", where).text or "").strip(),
-                                                _xs_integer(_child(term, "år", where).text)),
-        slutbetyg=parse_xs_boolean(_child(element, "slutbetyg", where).text),
+        termin=None if term_children is None else Termin(term_children.text("typ").strip(),
+                                                         _xs_integer(term_children.required("år").text)),
+        slutbetyg=parse_xs_boolean(children.required("slutbetyg").text),
     )
 
 
