@@ -115,14 +115,43 @@ class UdirCredentials(_ServiceBlock):
 
 
 class DnpCredentials(_ServiceBlock):
-    """Skolverket's DNP: the provisioning API (a bearer JWT from Skolverket's authorisation server) and open data."""
+    """Skolverket's DNP: the provisioning API, its authorisation server, and open data.
+
+    DNP takes a bearer JWT from Skolverket's authorisation server, which issues it over mTLS to the huvudman's
+    client certificate. Give the certificate and its key (PEM text or a file's path) and skolflow fetches and
+    renews the token itself; or give a ``token`` fetched by hand, used as it is until it expires. With both, the
+    certificate is used. ``auth_ca`` (PEM or path) is only for a server whose certificate the system's CA bundle
+    does not vouch for, such as the sandbox's.
+    """
 
     _block_type_name = "skolflow DNP"
     env_prefix: ClassVar[str] = "SKOLFLOW_DNP"
-    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "token": "TOKEN", "opendata_url": "OPENDATA_URL"}
+    env_fields: ClassVar[dict[str, str]] = {"base_url": "URL", "token": "TOKEN", "opendata_url": "OPENDATA_URL",
+                                            "auth_url": "AUTH_URL", "certificate": "CERTIFICATE",
+                                            "private_key": "PRIVATE_KEY", "auth_ca": "AUTH_CA"}
 
     base_url: str = Field(default="https://apigw-pre.skolverket.se/provtjanst/verifieringstest/provisioning/v1",
                           description="Skolverket's verification environment")
-    token: SecretStr
+    token: SecretStr | None = Field(default=None, description="a JWT fetched by hand (without a certificate)")
     opendata_url: str = Field(default="https://apigw-pre.skolverket.se/provtjanst/verifieringstest/open-data/v1",
                               description="DNP's open data (test activities, school units)")
+    # Skolverket issues tokens for both its verification and production environments here (environments.md).
+    auth_url: str = Field(default="https://nutid-auth.sunet.se/transaction",
+                          description="Skolverket's authorisation server (test: https://nutid-auth-test.sunet.se/"
+                                      "transaction)")
+    certificate: str | None = Field(default=None, description="the huvudman's client certificate: PEM or a path")
+    private_key: SecretStr | None = Field(default=None, description="the certificate's private key: PEM or a path")
+    auth_ca: str | None = Field(default=None, description="trust anchor for the authorisation server: PEM or a "
+                                                          "path (default: the system's CA bundle)")
+
+    def uses_certificate(self) -> bool:
+        """True when tokens are fetched with the client certificate; MissingCredentials when there is no way in."""
+        if self.certificate and self.private_key:
+            return True
+        if self.certificate or self.private_key:
+            raise MissingCredentials("the DNP certificate and its private key go together: set both "
+                                     "(SKOLFLOW_DNP_CERTIFICATE, SKOLFLOW_DNP_PRIVATE_KEY) or neither")
+        if self.token is None:
+            raise MissingCredentials("DNP needs the huvudman's client certificate and key (SKOLFLOW_DNP_CERTIFICATE, "
+                                     "SKOLFLOW_DNP_PRIVATE_KEY) or a token (SKOLFLOW_DNP_TOKEN)")
+        return False

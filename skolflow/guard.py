@@ -36,6 +36,11 @@ PRODUCTION_HOSTS: dict[str, frozenset[str]] = {
     "dnp": frozenset({"api.skolverket.se"}),
     "dnp-open-data": frozenset({"api.skolverket.se"}),
 }
+# Not listed: Skolverket's authorisation server nutid-auth.sunet.se (system "dnp-auth"). It issues the tokens of
+# DNP's verification environment as well as production's (Skolverket's environments.md: the verification
+# environment accepts only its tokens), and a token request carries no pupil data, only the certificate's
+# thumbprint and the DNP URL the token is for. So profile ``test`` may fetch a token there; the DNP URL the token
+# is then used on is judged on its own, and a production DNP host stays refused in ``test``.
 NO_TEST_ENVIRONMENT = frozenset({"beda"})
 
 

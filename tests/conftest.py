@@ -60,6 +60,14 @@ def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SKOLFLOW_PROFILE", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dnp_budget() -> None:
+    """Each test starts with DNP's rate budget as a new process has it: no calls counted, no clock replaced."""
+    from skolflow.connectors.dnp.client import forget_budgets
+
+    forget_budgets()
+
+
 def postgres_schema_url(base_url: str) -> Iterator[str]:
     """A fresh schema per test, dropped afterwards, so tests never see each other's rows."""
     schema = f"skolflow_test_{uuid.uuid4().hex[:12]}"

@@ -3,6 +3,7 @@ import pytest
 import respx
 
 from skolflow.connectors.http import (
+    AnswerLost,
     HttpSettings,
     RateLimiter,
     RemoteError,
@@ -113,3 +114,18 @@ async def test_rate_limiter_spaces_calls() -> None:
                                                     (501, False), (505, False), (400, False), (404, False)])
 def test_only_what_a_retry_can_change_is_transient(status: int, transient: bool) -> None:
     assert is_transient_status(status) is transient
+
+
+@respx.mock
+async def test_a_write_that_must_arrive_once_is_not_resent_after_its_answer_was_lost() -> None:
+    lost = respx.post(f"{BASE}/once").mock(side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json={})])
+    async with build_client(BASE, REMOTE, system="api") as client:
+        with pytest.raises(AnswerLost, match="ReadTimeout"):
+            await request(client, "demo", "POST", "/once", retry=FAST, replay=False)
+    assert lost.call_count == 1  # it may have been carried out: the caller asks before sending again
+
+    unsent = respx.post(f"{BASE}/unsent").mock(side_effect=[
+        httpx.ConnectError("refused"), httpx.Response(503), httpx.Response(200, json={})])
+    async with build_client(BASE, REMOTE, system="api") as client:
+        response = await request(client, "demo", "POST", "/unsent", retry=FAST, replay=False)
+    assert response.status_code == 200 and unsent.call_count == 3  # nothing was carried out: sent again

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import random
+import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +56,16 @@ class TransientError(RemoteError):
     """The last transient failure after every retry was spent."""
 
 
+class AnswerLost(TransientError):
+    """The request went out and its answer was lost (a read timeout, a dropped connection): the server may have
+    carried it out. Raised at once, unretried, for a request sent with ``replay=False``: the caller asks the
+    server what it holds before sending again, so a record reaches it once."""
+
+
+# Failures that happen before a request leaves: nothing reached the server, so sending again is always safe.
+NOT_SENT_EXCEPTIONS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 6
@@ -77,16 +90,32 @@ def retry_after_seconds(response: httpx.Response, now: float | None = None) -> f
         except (TypeError, ValueError):
             return None
         return max(0.0, when.timestamp() - (now or time.time()))
+    return rate_limit_reset_seconds(response, now)
+
+
+def rate_limit_reset_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """Seconds until the server's rate window resets, from ``X-RateLimit-Reset`` (seconds or an epoch time)."""
     reset = response.headers.get("X-RateLimit-Reset")
-    if reset:
-        try:
-            number = float(reset)
-        except ValueError:
-            return None
-        # Either seconds to wait or an epoch timestamp; epoch values are far larger than any wait.
-        current = now or time.time()
-        return max(0.0, number - current) if number > 1_000_000_000 else number
-    return None
+    if not reset:
+        return None
+    try:
+        number = float(reset)
+    except ValueError:
+        return None
+    # Either seconds to wait or an epoch timestamp; epoch values are far larger than any wait.
+    current = now or time.time()
+    return max(0.0, number - current) if number > 1_000_000_000 else max(0.0, number)
+
+
+def rate_limit_remaining(response: httpx.Response) -> int | None:
+    """``X-RateLimit-Remaining``: calls the server still allows in its current window (None when not said)."""
+    value = response.headers.get("X-RateLimit-Remaining")
+    if value is None:
+        return None
+    try:
+        return max(0, int(float(value)))
+    except ValueError:
+        return None
 
 
 def is_transient_status(status_code: int) -> bool:
@@ -95,10 +124,18 @@ def is_transient_status(status_code: int) -> bool:
 
 
 class RateLimiter:
-    """Client-side limit of ``rate`` calls per second (token bucket with burst 1).
+    """Client-side limit of ``rate`` calls per second (token bucket with burst 1), told by the server's headers.
 
-    Each call reserves the next free slot, ``interval`` after the one before, and waits for it. ``clock`` and
-    ``sleep`` are the ones a test replaces to check those decisions without waiting on the machine's time.
+    Each call reserves the next free slot, ``interval`` after the one before, and waits for it. The server's
+    own count comes on top (:meth:`observe`, fed every answer by :func:`request`): it counts every caller on this
+    client IP, which no spacing here can know. ``Remaining: r`` lets at most ``r`` more calls go before its
+    ``Reset``; ``Remaining: 0`` holds every call until then.
+
+    One limiter may be shared by tasks running in different threads and event loops (Prefect runs sync and async
+    tasks so), so the reservation arithmetic is guarded by a :class:`threading.Lock`, held only for that
+    arithmetic, and the wait happens outside it on the caller's own loop. (An ``asyncio.Lock`` is bound to the
+    loop that first used it and breaks in any other.) ``clock`` and ``sleep`` are the ones a test replaces to
+    check these decisions without waiting on the machine's time.
     """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
@@ -107,15 +144,59 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self._next = 0.0
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
+        # What the server last said: ``_remaining`` calls may go before ``_until`` (the clock's time).
+        self._remaining = 0
+        self._until = float("-inf")
+        self._said = 0  # counts what the server said, so a waiting call knows whether news came meanwhile
+
+    def _reserve(self) -> tuple[float, float, int]:
+        """(now, the reserved slot, what the server had said by then); the caller holds the lock."""
+        now = self.clock()
+        slot = max(now, self._next)
+        if slot < self._until:
+            if self._remaining > 0:
+                self._remaining -= 1
+            else:
+                slot = self._until
+        self._next = slot + self.interval
+        return now, slot, self._said
 
     async def acquire(self) -> None:
-        async with self._lock:
-            now = self.clock()
-            wait = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if wait > 0:
-            await self.sleep(wait)
+        while True:
+            with self._lock:
+                now, slot, said = self._reserve()
+            if slot > now:
+                await self.sleep(slot - now)
+            with self._lock:
+                if said == self._said or slot >= self._until:
+                    return
+                # The server spoke while this call waited, of a window its slot falls in: it is counted there.
+                if self._remaining > 0:
+                    self._remaining -= 1
+                    return
+            # That window is spent: reserve again, after its reset.
+
+    def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
+        """What the server said of its window: ``remaining`` calls allowed in the ``reset_seconds`` to come.
+
+        ``Remaining: 0`` without a usable Reset holds one interval: a window the server says is spent is never
+        called into at once.
+        """
+        if remaining is None:
+            return
+        if not reset_seconds or reset_seconds <= 0:
+            if remaining > 0:
+                return
+            reset_seconds = self.interval
+        with self._lock:
+            self._remaining = remaining
+            self._until = self.clock() + reset_seconds
+            self._said += 1
+
+    def observe_response(self, response: httpx.Response) -> None:
+        """:meth:`observe` the ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` of any answer, 2xx included."""
+        self.observe(rate_limit_remaining(response), rate_limit_reset_seconds(response))
 
 
 @dataclass
@@ -137,11 +218,13 @@ def build_client(
     *,
     system: str,
     headers: Mapping[str, str] | None = None,
+    verify: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """A pooled client for ``system`` whose every request, tokens and absolute URLs included, passes the door.
 
     The check is a request hook rather than a transport, so that the environment's proxy settings still apply.
     A refusal raises :class:`skolflow.guard.ProductionGuardError` before a connection is made, and is never retried.
+    ``verify`` is the TLS context for a system that needs its own: a client certificate (mTLS), another trust anchor.
     """
     settings = settings or HttpSettings()
     door = settings.door
@@ -157,7 +240,39 @@ def build_client(
         headers=dict(headers or {}),
         follow_redirects=False,
         event_hooks={"request": [guard]},
+        verify=verify if verify is not None else default_tls_context(),
     )
+
+
+_TLS_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def default_tls_context() -> ssl.SSLContext:
+    """httpx's own default TLS context (certifi's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), built once.
+
+    httpx loads the CA bundle for every client it builds, plain http included, and that load (some 30 ms of CPU)
+    was most of what building a client cost. A context is safe to share between threads and clients; it is kept
+    per value of the two variables, so a changed environment still gets the bundle it names.
+    """
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    context = _TLS_CONTEXTS.get(key)
+    if context is None:
+        context = _TLS_CONTEXTS.setdefault(key, httpx.create_ssl_context())
+    return context
+
+
+def tls_refusal(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a transport error when a handshake failed over a certificate (either side's).
+
+    No retry can change that verdict, so :func:`request` raises it at once instead of spending its attempts. A
+    connection cut mid-stream (``SSLEOFError``, ``SSLZeroReturnError``) is not a verdict and stays transient.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) and not isinstance(seen, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 OnRetry = Callable[[int, str], None]
@@ -173,12 +288,15 @@ async def request(
     limiter: RateLimiter | None = None,
     on_retry: OnRetry | None = None,
     prepare: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+    replay: bool = True,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send a request, retrying transient failures; return a 2xx/3xx response or raise RemoteError.
 
     ``prepare`` is awaited before each attempt for headers that may change between attempts (a
-    refreshed OAuth2 token). ``on_retry`` hears why each retry happens, for logging.
+    refreshed OAuth2 token). ``on_retry`` hears why each retry happens, for logging. ``replay=False`` is for a
+    write that must reach the server once: a failure after it was sent raises :class:`AnswerLost` at once
+    instead of sending it again (failures before it left, and 5xx/429 answers, are still retried).
     """
     last_reason = ""
     base_headers = dict(kwargs.pop("headers", None) or {})
@@ -191,9 +309,15 @@ async def request(
         try:
             response = await client.request(method, url, headers=headers, **kwargs)
         except TRANSIENT_EXCEPTIONS as exc:
+            if tls_refusal(exc) is not None:
+                raise
             last_reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if not replay and not isinstance(exc, NOT_SENT_EXCEPTIONS):
+                raise AnswerLost(system, 0, last_reason, method=method, url=url) from None
             response = None
         if response is not None:
+            if limiter is not None:  # every answer says how much of the server's window is left, a 2xx too
+                limiter.observe_response(response)
             if not is_transient_status(response.status_code):
                 if response.status_code >= 400:
                     raise RemoteError(system, response.status_code, response.text, method=method, url=url)

@@ -112,7 +112,7 @@ def run_demo(students: int = 300, console: Console | None = None) -> dict[str, A
                       f"{sum(s['revisions'] for s in held.values())} changes: nothing was sent twice.")
         timetable = _skola24_to_haldor(console, sandboxes, demo_dir)
         udir = _udir(console, demo_dir)
-        dnp = _dnp(console, data)
+        dnp = _dnp(console, data, sandboxes)
         _where(console, settings, ledger_path)
         return {"first": first, "second": second, "waiting_reached": reached, "beda_students": len(held),
                 "skola24_to_haldor": timetable, "udir": udir, "dnp": dnp}
@@ -193,13 +193,23 @@ def _udir(console: Console, demo_dir: Path) -> dict[str, Any]:
     return {"registration": registration, "results": results}
 
 
-def _dnp(console: Console, data: ds.Dataset) -> dict[str, Any]:
-    """Provision the sandbox huvudman to DNP's sandbox; per step what was sent, accepted and refused."""
+def _dnp(console: Console, data: ds.Dataset, sandboxes: systems.Sandboxes | None = None) -> dict[str, Any]:
+    """Provision the sandbox huvudman to DNP's sandbox; per step what was sent, accepted and refused.
+
+    The token comes as Skolverket's does: from the authorisation server sandbox, over mTLS, with the huvudman's
+    client certificate; the demo says so, so that a user sees where a real run's token would come from.
+    """
     from skolflow.flows.dnp_provisioning import dnp_provisioning
     from skolflow.tasks.dnp_steps import PIPELINE, STEP_LABELS
 
     console.rule("[bold]skolflow demo: DNP provisioning")
     asyncio.run(dnp_provisioning(huvudman=data.huvudman_orgnr, return_state=True))
+    if sandboxes is not None and os.environ.get("SKOLFLOW_DNP_CERTIFICATE"):
+        issued = sandboxes.issuer.issued
+        console.print(f"DNP's token: {issued} fetched over mTLS from the authorisation server sandbox "
+                      f"({os.environ.get('SKOLFLOW_DNP_AUTH_URL')}) with the sandbox huvudman's client certificate "
+                      f"(SKOLFLOW_DNP_CERTIFICATE), each valid {sandboxes.issuer.lifetime_seconds} s and renewed "
+                      "before it runs out; DNP's sandbox refuses an expired one (403, 5002).", markup=False)
     summary = Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"]).runs(PIPELINE, limit=1)[0].summary
     table = Table(title=f"Huvudman {data.huvudman_orgnr}: users → duties → groups → activities")
     for column in ("step", "status", "sent", "accepted", "rejected by DNP", "rejected before sending",

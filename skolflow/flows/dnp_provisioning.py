@@ -5,22 +5,32 @@ only records whose content changed since DNP last accepted them are sent, so a r
 one sends nothing again that DNP took and in effect starts at the step that failed. One run per
 huvudman at a time (a lease in the ledger, :mod:`skolflow.tasks.queue`): a second run waits in the queue. After the
 four steps, what left the SS 12000 source is deleted from DNP, activities first. See README § DNP.
+
+The source is read whole on the first run, when the last full read is older than ``full_read_days`` (7 by
+default), when asked (``full_read``), for a dry run and for a run with a selection; otherwise by change since
+the watermark (:func:`~skolflow.tasks.dnp_source.read_changes`), falling back to a whole read whenever more than
+persons changed or a changed person's place in groups may have (:func:`beyond_persons`). The watermark and the
+time of the last full read are in the ledger and move only when a run without a selection completed, so a
+failed, crashed or partial run is followed by one that reads at least as much again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from prefect.utilities.annotations import quote
 
 from skolflow.blocks import DnpCredentials, SS12000Credentials
 from skolflow.boundary import flow
 from skolflow.connectors.dnp.client import Kind
 from skolflow.connectors.dnp.models import Activity, Group, Person
 from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES
+from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.http import RemoteError
 from skolflow.guard import check_target
 from skolflow.identity import mask, validate_swedish_orgnr
@@ -29,7 +39,7 @@ from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
 from skolflow.tasks.dnp_mapping import Mapped, activity_record_id, map_to_dnp, select_test_activities, staff_record_id
-from skolflow.tasks.dnp_source import Catalogue, Source, read_catalogue, read_source
+from skolflow.tasks.dnp_source import Catalogue, Changes, Source, read_catalogue, read_changes, read_source
 from skolflow.tasks.dnp_steps import (
     DEPENDENCY,
     PIPELINE,
@@ -47,6 +57,11 @@ from skolflow.tasks.dnp_steps import (
 )
 from skolflow.tasks.ledger_runs import recorded
 from skolflow.tasks.queue import one_at_a_time
+
+FULL_READ_DAYS = 7.0
+# The watermark is the start of the last completed read less this much: a source's clock may run behind ours,
+# and a change committed after our read began may carry an earlier meta.modified. Read twice, it is unchanged.
+WATERMARK_OVERLAP = dt.timedelta(minutes=5)
 
 # Records handed from the run to its step subflows in this process. Subflow parameters are stored in
 # Prefect's database, and these records hold personnummer: only the run id and the step go there.
@@ -68,15 +83,19 @@ def _step_name() -> str:
 
 @flow(name="dnp-step", flow_run_name=_step_name, persist_result=False)
 async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, dnp_block: str | None = None,
-                         confirm_production: bool = False) -> StepReport:
-    """One step: unchanged records stay, changed ones are sent and followed to DNP's answer."""
+                         confirm_production: bool = False, also_unchanged: int = 0) -> StepReport:
+    """One step: unchanged records stay, changed ones are sent and followed to DNP's answer.
+
+    ``also_unchanged``: records DNP holds that an incremental read did not hand over (their source did not
+    change), counted unchanged so that a step's counts mean the same whichever way the source was read.
+    """
     logger = get_run_logger()
     settings = Settings.from_env()
     records, people = _HANDOVER.pop((run_id, kind))
     ledger = Ledger.shared(settings.database_url)
     previous = ledger.sent_state(PIPELINE, scope_of(huvudman, kind), [r.id for r in records])
     changed = [r for r in records if r.id not in previous or previous[r.id].content_hash != record_hash(r)]
-    unchanged = len(records) - len(changed)
+    unchanged = len(records) - len(changed) + also_unchanged
     ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=huvudman, record_key=r.id, unit=kind,
                                  content_hash=record_hash(r), outcome=Outcome.UNCHANGED)
                    for r in records if r.id in previous and previous[r.id].content_hash == record_hash(r)])
@@ -88,7 +107,8 @@ async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, 
     if not changed:
         return StepReport(kind, unchanged=unchanged)
     dnp = Dnp(DnpCredentials.resolve(dnp_block), settings.http(confirm_production))
-    report = await send_records(dnp, kind, changed, people, huvudman, run_id, settings.database_url)
+    # quote: Prefect would otherwise walk every record and every person looking for futures (seconds per step).
+    report = await send_records(dnp, kind, quote(changed), quote(people), huvudman, run_id, settings.database_url)
     report.unchanged = unchanged
     return report
 
@@ -143,11 +163,16 @@ async def dnp_provisioning(
     confirm_production: bool = False,
     dnp_block: str | None = None,
     ss12000_block: str | None = None,
+    full_read: bool = False,
+    full_read_days: float = FULL_READ_DAYS,
 ) -> State:
     """Provision the huvudman's students and staff, duties, groups and test activities to DNP.
 
     huvudman: organisationsnummer; school_units: skolenhetskoder (default all); test_activities:
     display names or ids from DNP's open-data catalogue (default every one the catalogue lists).
+    full_read: read the SS 12000 source whole even if the last full read is recent; full_read_days: how old the
+    last full read may be before a run reads whole again (what an incremental read misses — a record whose
+    meta.modified the source did not move, an enrolment that ended by date — is caught by that read).
     """
     logger = get_run_logger()
     settings = Settings.from_env()
@@ -158,32 +183,104 @@ async def dnp_provisioning(
     check_target("dnp", dnp.credentials.opendata_url, settings.profile, confirm_production)
     if not dry_run:
         check_target("dnp", dnp.credentials.base_url, settings.profile, confirm_production)
+        if dnp.credentials.uses_certificate():  # the token comes from Skolverket's authorisation server: judged too
+            check_target("dnp-auth", dnp.credentials.auth_url, settings.profile, confirm_production)
     async with one_at_a_time(PIPELINE, orgnr) as queue:
         logger.info("holding %s: other provisioning runs for %s wait until this one ends", queue, orgnr)
         ledger = Ledger.shared(settings.database_url)
         run_id = ledger.start_run(PIPELINE, orgnr, dry_run=dry_run, flow_run_id=str(flow_run.id or ""),
                                   parameters={"school_units": school_units or [],
                                               "test_activities": test_activities or []})
+        whole = ("full_read was asked for" if full_read else "a dry run reads whole" if dry_run else
+                 "a run with a selection reads whole" if school_units or test_activities else
+                 f"first run, or the last full read is {full_read_days:g} days old or more")
+        since = None if full_read or dry_run or school_units or test_activities else \
+            incremental_since(ledger, orgnr, dt.datetime.now(dt.UTC), full_read_days)
         return await recorded(ledger, run_id, _provision(dnp, ss12000, settings, ledger, run_id, orgnr, school_units,
-                                                         test_activities, dry_run, dnp_block))
+                                                         test_activities, dry_run, dnp_block, since, whole))
+
+
+def _marks(orgnr: str) -> tuple[str, str]:
+    """The ledger's watermark scopes: changes read up to (incremental), and the last full read."""
+    return f"{orgnr}/ss12000", f"{orgnr}/ss12000-full"
+
+
+def incremental_since(ledger: Ledger, orgnr: str, now: dt.datetime, full_read_days: float) -> dt.datetime | None:
+    """The watermark to read changes after, or None when the source must be read whole.
+
+    Whole on the first run (no watermark), and when the last full read is ``full_read_days`` old or older: an
+    incremental read trusts the source to move ``meta.modified`` and to list what it removes, and a full read on a
+    schedule catches what it did not (and enrolments, memberships and duties that ended by date alone).
+    """
+    changes_mark, full_mark = _marks(orgnr)
+    watermark, last_full = ledger.watermark(PIPELINE, changes_mark), ledger.watermark(PIPELINE, full_mark)
+    if watermark is None or last_full is None:
+        return None
+    # The ledger stores UTC; SQLite (and a timestamp column without a zone) gives it back naive.
+    watermark, last_full = (t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (watermark, last_full))
+    if now - last_full >= dt.timedelta(days=full_read_days):
+        return None
+    return watermark
+
+
+def beyond_persons(ledger: Ledger, orgnr: str, changes: Changes, mapped: Mapped) -> str | None:
+    """Why the changed persons may change more than their own records and the duties (None: they do not).
+
+    Groups and activities are not read incrementally, so a changed person may only change what DNP holds of
+    them: whether they are a student and their enrolments (which decide group memberships and which groups take
+    a test) must be as DNP last accepted them, and every duty must map to what DNP holds (an activity's
+    teachers are duties). Anything else, and the flow reads the source whole.
+    """
+    changed = {p.id for p in changes.persons} | {r.record_id for r in changes.refused if r.path.startswith("/persons")}
+    held = ledger.sent_state(PIPELINE, scope_of(orgnr, "persons"), changed)
+    students = {p.id: p.to_wire().get("enrolments") for p in mapped.persons if p.enrolments}
+    refused = mapped.rejected_ids("persons")
+    for person_id in changed:
+        before = held[person_id].content.get("enrolments") if person_id in held else None
+        if (before or None) != (students.get(person_id) or None):
+            return "a changed person's enrolments or student record changed"
+        if person_id in refused and person_id not in held:
+            return "a changed person is refused and DNP holds nothing of them"
+    duties = ledger.held(PIPELINE, scope_of(orgnr, "duties"))  # a few hundred at most
+    now = {d.id: record_hash(d) for d in mapped.duties}
+    if set(now) != set(duties) or any(duties[key].content_hash != value for key, value in now.items()):
+        return "duties map differently"
+    return None
 
 
 async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, ledger: Ledger, run_id: str,
                      orgnr: str, school_units: list[str] | None, test_activities: list[str] | None, dry_run: bool,
-                     dnp_block: str | None) -> tuple[State, dict[str, Any]]:
+                     dnp_block: str | None, since: dt.datetime | None = None,
+                     whole: str = "") -> tuple[State, dict[str, Any]]:
+    """The run: read (whole, or by change since ``since``; ``whole`` says why not by change), map, four steps."""
+    logger = get_run_logger()
+    read_at = dt.datetime.now(dt.UTC)
+    changes: Changes | None = None
+    how = f"read whole: {whole}"
     try:
-        source = await read_source(ss12000, dnp.http)
         catalogue = await read_catalogue(dnp.credentials.opendata_url, orgnr, dnp.http)
+        wanted = test_activities or [t.displayName for t in catalogue.test_activities] or \
+            [name for name, _, _ in DEFAULT_TEST_ACTIVITIES]
+        tests = select_test_activities(catalogue.test_activities, wanted)
+        if since is not None:
+            changes = await read_changes(ss12000, dnp.http, since)
+            if changes.full_read_because:
+                how, changes = f"read whole: {changes.full_read_because} since {since:%Y-%m-%d %H:%M}", None
+        if changes is not None:
+            source = changes.source()
+            mapped = _map(source, tests, school_units, catalogue)
+            if reason := beyond_persons(ledger, orgnr, changes, mapped):
+                how, changes = f"read whole: {reason}", None
+            else:
+                how = f"read by change since {since:%Y-%m-%d %H:%M}: {len(changes.persons)} persons changed"
+        if changes is None:
+            source = await read_source(ss12000, dnp.http)
+            mapped = _map(source, tests, school_units, catalogue)
     except RemoteError as exc:
         nothing = ", ".join(f"{STEP_LABELS[k]} 0/0" for k in STEPS)
         return Failed(message=f"the source could not be read ({exc}); no step started, nothing was sent: {nothing}. "
                               "The next run tries again."), {}
-    wanted = test_activities or [t.displayName for t in catalogue.test_activities] or \
-        [name for name, _, _ in DEFAULT_TEST_ACTIVITIES]
-    mapped: Mapped = map_to_dnp(source.persons, source.duties, source.groups, source.activities,
-                                source.school_units, select_test_activities(catalogue.test_activities, wanted),
-                                include_units=school_units or None, known_school_units=catalogue.school_units,
-                                refused=source.refused)
+    logger.info("SS 12000 %s", how)
     ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=orgnr, record_key=r.record_id,
                                  source_key=r.masked_label, unit=r.kind, outcome=Outcome.REJECTED,
                                  errors=[{"kod": r.code, "falt": r.rule, "meddelande": r.message}])
@@ -204,12 +301,19 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
                                      outcome=Outcome.REJECTED, errors=[{"kod": "SF-BEROENDE", "falt": "",
                                                                         "meddelande": why}])
                        for r, why in refused])
-        _HANDOVER[(run_id, kind)] = (records, people)
-        try:
-            report = await provision_step(kind=kind, huvudman=orgnr, run_id=run_id, dry_run=dry_run,
-                                          dnp_block=dnp_block, confirm_production=dnp.http.door.confirm_production)
-        finally:
-            _HANDOVER.pop((run_id, kind), None)
+        # Read by change, the step sees only what the changes touched; what else DNP holds did not change.
+        also_unchanged = len(ledger.held_keys(PIPELINE, scope_of(orgnr, kind)) - {r.id for r in records}) \
+            if changes is not None else 0
+        if changes is not None and not records:
+            report = StepReport(kind, unchanged=also_unchanged)  # nothing to judge: no subflow to start
+        else:
+            _HANDOVER[(run_id, kind)] = (records, people)
+            try:
+                report = await provision_step(kind=kind, huvudman=orgnr, run_id=run_id, dry_run=dry_run,
+                                              dnp_block=dnp_block, confirm_production=dnp.http.door.confirm_production,
+                                              also_unchanged=also_unchanged)
+            finally:
+                _HANDOVER.pop((run_id, kind), None)
         rejected_before, waiting = refused_records(refusals + [(r.id, DEPENDENCY) for r, _ in refused])
         report.rejected_before += rejected_before
         report.waiting += waiting
@@ -228,12 +332,13 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
         await progress.update(index + 1, len(STEPS) + 1)
 
     deletions: dict[str, StepReport] = {}
-    if not dry_run and all(r.status == "completed" for r in reports.values()):
+    # Read by change, nothing left the source (a removal makes the run read whole): there is nothing to delete.
+    if not dry_run and changes is None and all(r.status == "completed" for r in reports.values()):
         present = _present(source, catalogue)
         for kind in reversed(STEPS):
-            held = ledger.held(PIPELINE, scope_of(orgnr, kind))
-            gone = sorted(set(held) - present[kind])
-            if gone:
+            gone = sorted(ledger.held_keys(PIPELINE, scope_of(orgnr, kind)) - present[kind])
+            if gone:  # the content (for labels) only of what goes: all of it is tens of megabytes
+                held = ledger.sent_state(PIPELINE, scope_of(orgnr, kind), gone)
                 labels = {key: _label(kind, held[key].content) for key in gone}
                 deletions[kind] = await delete_records(dnp, kind, gone, labels, orgnr, run_id, settings.database_url)
         rows = [{"steg": STEP_LABELS[k], **row} for k, r in deletions.items() for row in r.rows]
@@ -257,8 +362,21 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
             summary
     if failed_deletion:
         return Failed(message=f"deletions of {failed_deletion} failed ({deletions[failed_deletion].failure})"), summary
+    if not dry_run and not school_units and not test_activities:
+        # Only a complete run without a selection moves the marks: every change up to read_at has reached DNP.
+        changes_mark, full_mark = _marks(orgnr)
+        ledger.set_watermark(PIPELINE, changes_mark, read_at - WATERMARK_OVERLAP, run_id)
+        if changes is None:
+            ledger.set_watermark(PIPELINE, full_mark, read_at, run_id)
     verb = "planned" if dry_run else "accepted/sent"
-    return Completed(message=f"DNP {orgnr} {verb}: {counts}", data=summary), summary
+    return Completed(message=f"DNP {orgnr} {verb}: {counts}; SS 12000 {how}", data=summary), summary
+
+
+def _map(source: Source, tests: Sequence[NationalTest], school_units: list[str] | None,
+         catalogue: Catalogue) -> Mapped:
+    return map_to_dnp(source.persons, source.duties, source.groups, source.activities, source.school_units, tests,
+                      include_units=school_units or None, known_school_units=catalogue.school_units,
+                      refused=source.refused)
 
 
 def _summary(orgnr: str, summary: dict[str, dict[str, Any]], dry_run: bool) -> str:
@@ -271,6 +389,5 @@ def _summary(orgnr: str, summary: dict[str, dict[str, Any]], dry_run: bool) -> s
                      f"{s['rejected']} | {s['rejected_before_sending']} | {s['waiting']} | {s['unchanged']} | "
                      f"{s['failed']} | {s['deleted']} | {s['calls']} |")
     lines += ["", "Väntar: posten avvisades bara för att något den hänvisar till saknas (en person, medlem, grupp "
-              "eller tjänstgöring). Källan läses hel vid varje körning, så posten skickas av första körningen efter "
-              "att referensen finns."]
+              "eller tjänstgöring). Posten skickas av första körningen efter att referensen finns."]
     return "\n".join(lines)

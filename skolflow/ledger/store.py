@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, delete, event, func, or_
+from sqlalchemy import Engine, Table, delete, event, func, insert, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from skolflow.ledger.models import ApiCall, Outcome, RecordOutcome, Run, SentState, Waiting, Watermark, utcnow
+
+# A RecordOutcome's columns by name: the form in which a pipeline records outcomes in bulk. Building a
+# RecordOutcome per record (pydantic validation, SQLAlchemy instrumentation) and flushing it through the ORM
+# cost more than everything else a batch does; a plain mapping costs a dict.
+OutcomeRow = Mapping[str, Any]
+
+_OUTCOMES: Table = RecordOutcome.__table__  # type: ignore[attr-defined]
+_SENT_STATE: Table = SentState.__table__  # type: ignore[attr-defined]
+_OUTCOME_DEFAULTS: dict[str, Any] = {"scope": "", "source_key": "", "unit": "", "content_hash": "", "errors": [],
+                                     "request_body": None, "response_body": None}
 
 
 def _session(engine: Engine) -> Session:
@@ -93,10 +104,18 @@ class Ledger:
             return list(session.exec(query))
 
     # outcomes -------------------------------------------------------------------------------------
-    def record(self, outcomes: Sequence[RecordOutcome]) -> None:
-        with _session(self.engine) as session:
-            session.add_all(outcomes)
-            session.commit()
+    def record(self, outcomes: Iterable[RecordOutcome | OutcomeRow]) -> None:
+        """Store outcomes in one transaction with one multi-row INSERT (executemany), on SQLite and PostgreSQL alike.
+
+        Each is a RecordOutcome or a mapping of its columns (:data:`OutcomeRow`, the cheap form for bulk):
+        columns left out take the model's defaults, ``recorded_at`` the time of this call.
+        """
+        now = utcnow()
+        rows = [{**_OUTCOME_DEFAULTS, "recorded_at": now,
+                 **(_columns(o) if isinstance(o, RecordOutcome) else o)} for o in outcomes]
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(insert(_OUTCOMES), rows)
 
     def outcomes(self, pipeline: str, *, run_id: str | None = None, record_key: str | None = None,
                  limit: int = 1000) -> list[RecordOutcome]:
@@ -152,24 +171,40 @@ class Ledger:
         return result
 
     def accept(self, pipeline: str, scope: str, run_id: str, accepted: dict[str, tuple[str, dict[str, Any]]]) -> None:
-        """Store what the target now holds: record_key → (content hash, content)."""
-        with _session(self.engine) as session:
-            existing = {row.record_key: row for chunk in _chunks(list(accepted), 500)
-                        for row in session.exec(select(SentState).where(
-                            SentState.pipeline == pipeline, SentState.scope == scope,
-                            SentState.record_key.in_(chunk)))}
-            for key, (content_hash, content) in accepted.items():
-                row = existing.get(key) or SentState(pipeline=pipeline, scope=scope, record_key=key,
-                                                     content_hash=content_hash, run_id=run_id)
-                row.content_hash, row.content, row.run_id, row.accepted_at = content_hash, content, run_id, utcnow()
-                session.add(row)
-            session.commit()
+        """Store what the target now holds: record_key → (content hash, content).
+
+        One upsert (INSERT … ON CONFLICT (pipeline, scope, record_key) DO UPDATE, executemany) in one
+        transaction, rather than reading each row into the ORM to change it.
+        """
+        if not accepted:
+            return
+        now = utcnow()
+        rows = [{"pipeline": pipeline, "scope": scope, "record_key": key, "content_hash": content_hash,
+                 "content": content, "run_id": run_id, "accepted_at": now}
+                for key, (content_hash, content) in accepted.items()]
+        statement = self._upsert(_SENT_STATE)
+        statement = statement.on_conflict_do_update(
+            index_elements=["pipeline", "scope", "record_key"],
+            set_={name: statement.excluded[name] for name in ("content_hash", "content", "run_id", "accepted_at")})
+        with self.engine.begin() as connection:
+            connection.execute(statement, rows)
+
+    def _upsert(self, table: Table) -> Any:
+        """The dialect's INSERT, which has ``on_conflict_do_update`` (the ledger runs on SQLite or PostgreSQL)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
 
     def held(self, pipeline: str, scope: str) -> dict[str, SentState]:
         """Everything the target holds from this scope, as last accepted: the base for deletions."""
         with _session(self.engine) as session:
             query = select(SentState).where(SentState.pipeline == pipeline, SentState.scope == scope)
             return {row.record_key: row for row in session.exec(query)}
+
+    def held_keys(self, pipeline: str, scope: str) -> set[str]:
+        """The keys of :meth:`held` without their content: what a count or a set difference needs, cheaply."""
+        with _session(self.engine) as session:
+            query = select(SentState.record_key).where(SentState.pipeline == pipeline, SentState.scope == scope)
+            return set(session.exec(query))
 
     def forget(self, pipeline: str, scope: str, keys: Iterable[str]) -> None:
         """The target no longer holds these (deleted): the next diff treats them as new."""
@@ -263,6 +298,11 @@ class Ledger:
             row.value, row.run_id, row.updated_at = value, run_id, utcnow()
             session.add(row)
             session.commit()
+
+
+def _columns(outcome: RecordOutcome) -> dict[str, Any]:
+    """An outcome built as a model, as the mapping of its columns (the id is the database's to give)."""
+    return {column.name: getattr(outcome, column.name) for column in _OUTCOMES.columns if column.name != "id"}
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

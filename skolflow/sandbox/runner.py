@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from skolflow.sandbox.faults import ADMIN_PREFIX, FaultConfig, FaultInjector
 
@@ -35,6 +39,42 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class MutualTls:
+    """HTTPS that requires a client certificate issued by ``client_ca`` (PEM files: uvicorn loads TLS from paths)."""
+
+    certfile: str
+    keyfile: str
+    client_ca: str
+
+
+class ClientCertificateProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol that tells the app the client's certificate (ASGI's TLS extension).
+
+    uvicorn verifies a client certificate (``ssl_cert_reqs``) but does not pass it on, and a sandbox of an mTLS
+    server must see which certificate was presented (Skolverket's authorisation server compares it with the
+    request). The handshake is over when ``connection_made`` is called, so the certificate is known for every
+    request on the connection.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        tls_object = transport.get_extra_info("ssl_object")
+        der = tls_object.getpeercert(binary_form=True) if tls_object is not None else None
+        if not der:
+            return
+        chain = [ssl.DER_cert_to_PEM_cert(der)]
+        app = self.app
+
+        async def with_certificate(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})["tls"] = {"client_cert_chain": chain, "client_cert_name": None,
+                                                         "client_cert_error": None, "tls_version": None,
+                                                         "cipher_suite": None, "server_cert": None}
+            await app(scope, receive, send)
+
+        self.app = with_certificate
+
+
 @dataclass
 class RunningSandbox:
     system: str
@@ -51,10 +91,15 @@ class SandboxServer:
     host: str = "127.0.0.1"
     running: dict[str, RunningSandbox] = field(default_factory=dict)
 
-    def start(self, system: str, injector: FaultInjector, port: int | None = None) -> str:
+    def start(self, system: str, injector: FaultInjector, port: int | None = None, *,
+              tls: MutualTls | None = None) -> str:
+        """Serve ``injector`` on ``port`` (any free one if None); over HTTPS with ``tls``, the URL ``https://…``."""
         port = port or free_port(self.host)
+        secure: dict[str, Any] = {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile,
+                                  "ssl_ca_certs": tls.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED,
+                                  "http": ClientCertificateProtocol} if tls else {}
         config = uvicorn.Config(injector, host=self.host, port=port, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, **secure)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name=f"sandbox-{system}", daemon=True)
         thread.start()
@@ -63,7 +108,7 @@ class SandboxServer:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the {system} sandbox did not start on {self.host}:{port}")
             time.sleep(0.02)
-        url = f"http://{self.host}:{port}"
+        url = f"{'https' if tls else 'http'}://{self.host}:{port}"
         self.running[system] = RunningSandbox(system, url, server, thread, injector)
         return url
 

@@ -6,13 +6,16 @@ open nothing but a process on this machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from skolflow.connectors.beda import sandbox as beda_sandbox
 from skolflow.connectors.betyg import sandbox as betyg_sandbox
 from skolflow.connectors.betygsdokument import sandbox as betygsdokument_sandbox
+from skolflow.connectors.dnp import auth_sandbox as dnp_auth_sandbox
 from skolflow.connectors.dnp import opendata_sandbox as dnp_opendata_sandbox
 from skolflow.connectors.dnp import sandbox as dnp_sandbox
 from skolflow.connectors.haldor import sandbox as haldor_sandbox
@@ -22,7 +25,7 @@ from skolflow.connectors.udir import sandbox as udir_sandbox
 from skolflow.sandbox import webhook
 from skolflow.sandbox.dataset import TOLERATED, Dataset
 from skolflow.sandbox.faults import FaultConfig
-from skolflow.sandbox.runner import SandboxServer, with_faults
+from skolflow.sandbox.runner import MutualTls, SandboxServer, with_faults
 from skolflow.sandbox.timetable import DEFAULT_API_KEY as SKOLA24_API_KEY
 from skolflow.sandbox.timetable import Timetable, build_timetable
 from skolflow.tasks.schools import SchoolConfig
@@ -38,9 +41,12 @@ HALDOR_CLIENT_SECRET = "sandbox-haldor-secret"
 
 UDIR_CLIENT_ID, UDIR_CLIENT_SECRET = next(iter(udir_sandbox.DEFAULT_CLIENTS.items()))
 
+# A fixed token the DNP sandbox also accepts, for tests and tools that call it directly; skolflow's runs fetch
+# short-lived tokens from the authorisation server sandbox (dnp-auth) with the sandbox huvudman's certificate.
 DNP_TOKEN = "sandbox-dnp-token"
+DNP_AUTH_PATH = "/transaction"
 
-SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor", "udir", "dnp", "dnp-opendata", "webhook")
+SYSTEMS = ("platform", "ss12000", "beda", "skola24", "haldor", "udir", "dnp", "dnp-opendata", "webhook", "dnp-auth")
 
 
 def platform_app(dataset: Dataset) -> FastAPI:
@@ -80,7 +86,10 @@ def haldor_missing(dataset: Dataset) -> list[str]:
     return [p.id for p in dataset.persons[::25]]
 
 
-def apps(dataset: Dataset, timetable: Timetable) -> dict[str, FastAPI]:
+def apps(dataset: Dataset, timetable: Timetable, issuer: dnp_auth_sandbox.TokenIssuer | None = None
+         ) -> dict[str, FastAPI]:
+    """Every sandbox app; ``issuer`` signs the authorisation server's tokens, which the DNP sandbox accepts."""
+    issuer = issuer or dnp_auth_sandbox.TokenIssuer()
     return {
         "platform": platform_app(dataset),
         "ss12000": ss12000_sandbox.create_app(dataset, SS12000_TOKEN),
@@ -89,9 +98,10 @@ def apps(dataset: Dataset, timetable: Timetable) -> dict[str, FastAPI]:
         "haldor": haldor_sandbox.create_app_for(dataset, HALDOR_CLIENT_ID, HALDOR_CLIENT_SECRET,
                                                 missing=haldor_missing(dataset)),
         "udir": udir_sandbox.create_app(),
-        "dnp": dnp_sandbox.create_app(dataset, token=DNP_TOKEN),
+        "dnp": dnp_sandbox.create_app(dataset, token=DNP_TOKEN, verify_token=issuer.valid),
         "dnp-opendata": dnp_opendata_sandbox.create_app(dataset),
         "webhook": webhook.create_app(),
+        "dnp-auth": dnp_auth_sandbox.create_app(issuer),
     }
 
 
@@ -110,6 +120,11 @@ class Sandboxes:
     server: SandboxServer
     dataset: Dataset
     timetable: Timetable
+    # The authorisation server sandbox's CA and the sandbox huvudman's certificate (files in a private temporary
+    # folder, gone at stop), and the issuer whose clock and tokens a test may change.
+    pki: dnp_auth_sandbox.SandboxPki | None = None
+    issuer: dnp_auth_sandbox.TokenIssuer = field(default_factory=dnp_auth_sandbox.TokenIssuer)
+    folder: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def urls(self) -> dict[str, str]:
@@ -135,13 +150,24 @@ class Sandboxes:
             "SKOLFLOW_UDIR_CLIENT_ID": UDIR_CLIENT_ID,
             "SKOLFLOW_UDIR_CLIENT_SECRET": UDIR_CLIENT_SECRET,
             "SKOLFLOW_DNP_URL": urls["dnp"],
-            "SKOLFLOW_DNP_TOKEN": DNP_TOKEN,
+            **self.dnp_auth_environment(),
             "SKOLFLOW_DNP_OPENDATA_URL": urls["dnp-opendata"],
             "SKOLFLOW_WEBHOOK_URL": urls["webhook"] + webhook.NOTICES_PATH,
         }
 
+    def dnp_auth_environment(self) -> dict[str, str]:
+        """DNP's tokens from the authorisation server sandbox over mTLS, as a huvudman configures Skolverket's."""
+        if self.pki is None or "dnp-auth" not in self.urls:
+            return {"SKOLFLOW_DNP_TOKEN": DNP_TOKEN}
+        return {"SKOLFLOW_DNP_AUTH_URL": self.urls["dnp-auth"] + DNP_AUTH_PATH,
+                "SKOLFLOW_DNP_CERTIFICATE": str(self.pki.client_certificate),
+                "SKOLFLOW_DNP_PRIVATE_KEY": str(self.pki.client_key),
+                "SKOLFLOW_DNP_AUTH_CA": str(self.pki.ca)}
+
     def stop(self) -> None:
         self.server.stop()
+        if self.folder is not None:
+            self.folder.cleanup()
 
 
 def start(dataset: Dataset, faults: dict[str, FaultConfig] | None = None, *, host: str = "127.0.0.1",
@@ -149,11 +175,17 @@ def start(dataset: Dataset, faults: dict[str, FaultConfig] | None = None, *, hos
     """Start every sandbox on its own port; faults per system default to the environment's."""
     server = SandboxServer(host=host)
     timetable = build_timetable(dataset)
+    folder = tempfile.TemporaryDirectory(prefix="skolflow-sandbox-")
+    pki = dnp_auth_sandbox.SandboxPki.create(Path(folder.name), host, f"SE{dataset.huvudman_orgnr.replace('-', '')}")
+    issuer = dnp_auth_sandbox.TokenIssuer()
+    mutual = MutualTls(str(pki.server_certificate), str(pki.server_key), str(pki.ca))
     try:
-        for name, app in apps(dataset, timetable).items():
+        for name, app in apps(dataset, timetable, issuer).items():
             config = (faults or {}).get(name) or FaultConfig.from_env(name)
-            server.start(name, with_faults(app, name, config), (ports or {}).get(name))
+            server.start(name, with_faults(app, name, config), (ports or {}).get(name),
+                         tls=mutual if name == "dnp-auth" else None)
     except BaseException:
         server.stop()
+        folder.cleanup()
         raise
-    return Sandboxes(server, dataset, timetable)
+    return Sandboxes(server, dataset, timetable, pki, issuer, folder)

@@ -4,12 +4,18 @@ Records go with ``updateIfExists=true``, so a chunk sent twice (a retry after a 
 nothing. Every call — each bulk POST, each ``isCompleted`` poll, each job status — is kept in the
 ledger with both bodies; each record's outcome with DNP's LogEntry messages. A record DNP answers
 ``TemporaryError`` is sent again (up to :data:`TEMPORARY_ROUNDS` times) before it counts as failed.
+
+Where DNP is looser than its contract the step goes on: a chunk DNP answers 413 is halved until it fits (a
+record refused alone is refused with ``SF-STORLEK``, the rest sent); a record status the contract does not list
+is read as :attr:`~skolflow.connectors.dnp.models.RecordResponse.settled` says (accepted with the status's
+text as an ``SF-STATUS`` warning, rejected when DNP gives errors, or left for the next run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,11 +27,13 @@ from prefect.cache_policies import NO_CACHE
 from skolflow.blocks import DnpCredentials
 from skolflow.boundary import task
 from skolflow.connectors.dnp import rules
+from skolflow.connectors.dnp.auth import MtlsTokenSource, TokenStore, certificate_thumbprint, pem_of
 from skolflow.connectors.dnp.client import (
     MAX_PAYLOAD_BYTES,
     DnpClient,
     DnpError,
     Kind,
+    TokenSource,
     bulk_body,
     chunk_by_size,
     encode_record,
@@ -52,8 +60,15 @@ StepStatus = Literal["completed", "failed", "skipped", "planned"]
 DEPENDENCY = "SF-BEROENDE"
 MISSING_REFERENCE = frozenset({rules.PERSON_MISSING, rules.MEMBER_MISSING, rules.GROUP_MISSING, rules.DUTY_MISSING,
                                DEPENDENCY})
+UNKNOWN_STATUS = "SF-STATUS"  # skolflow's code: DNP answered a record status its contract does not list
 STATUS_MARK = {"Success": "✅", "Warning": "⚠️", "Error": "❌", "TooLarge": "❌", "TemporaryError": "⏳", "Failed": "❌",
                "Planned": "📝", "Deleted": "🗑️"}
+
+
+# One token store per authorisation server, DNP endpoint and certificate in this process: every step and deletion
+# of a run builds its own client, and they (and later runs) share one token until it nears expiry.
+_TOKEN_STORES: dict[tuple[str, str, str], TokenStore] = {}
+_TOKEN_STORES_LOCK = threading.Lock()
 
 
 @dataclass
@@ -61,8 +76,24 @@ class Dnp:
     credentials: DnpCredentials
     http: HttpSettings = field(default_factory=HttpSettings)
 
+    def token(self) -> TokenSource:
+        """How calls authenticate: tokens fetched over mTLS with the huvudman's certificate, else the fixed token."""
+        credentials = self.credentials
+        if not credentials.uses_certificate():
+            assert credentials.token is not None  # uses_certificate raises when there is neither
+            return credentials.token.get_secret_value()
+        assert credentials.certificate is not None and credentials.private_key is not None
+        certificate = pem_of(credentials.certificate, "certificate")
+        key = pem_of(credentials.private_key.get_secret_value(), "private key")
+        trust = pem_of(credentials.auth_ca, "authorisation server's CA") if credentials.auth_ca else None
+        with _TOKEN_STORES_LOCK:
+            store = _TOKEN_STORES.setdefault(
+                (credentials.auth_url, credentials.base_url, certificate_thumbprint(certificate)), TokenStore())
+        return MtlsTokenSource(credentials.auth_url, [credentials.base_url], certificate, key, self.http,
+                               trust_pem=trust, store=store)
+
     def client(self) -> DnpClient:
-        return DnpClient(self.credentials.base_url, self.credentials.token.get_secret_value(), self.http)
+        return DnpClient(self.credentials.base_url, self.token(), self.http)
 
 
 def scope_of(huvudman: str, kind: str) -> str:
@@ -161,36 +192,97 @@ class _Calls:
                                         response_body=response))
 
 
-async def _follow(dnp: DnpClient, kind: Kind, job_id: str, calls: _Calls) -> AsynchronousResponse:
-    """Poll ``isCompleted`` with backoff (never cached), then read the job's per-record answers."""
-    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-    interval = 0.25
+@dataclass
+class JobPace:
+    """How long DNP's jobs take from receipt to answer, as this process has seen them.
+
+    Each job costs one write (the bulk POST) and at least one status read from the same 5 calls/s, so every
+    poll of a job that is not done yet is a write the run cannot make. A job's status is therefore read once,
+    when the job should be done (its submission plus :attr:`expected`), and read directly: the contract's job
+    status lists every record as ``Pending`` until it is processed, so "no record Pending" is completion and
+    ``isCompleted`` is needed only for a job that turned out not to be done. What the waits show is learned:
+    a job found unfinished raises the estimate to what it took; one found done lowers it slowly.
+    """
+
+    expected: float = 1.0  # seconds from submission to a settled job; a first guess, learned from then on
+    least: float = 0.1
+    most: float = 30.0
+
+    def learn(self, took: float | None) -> None:
+        """``took``: a job's observed time to completion, or None when it was done at the first read."""
+        if took is None:
+            self.expected = max(self.least, self.expected * 0.8)
+        else:
+            self.expected = min(self.most, max(self.least, took))
+
+
+_PACES: dict[int, JobPace] = {}
+
+
+def job_pace(dnp: DnpClient) -> JobPace:
+    """One learned pace per DNP host in this process (keyed like its shared rate budget), for every step and run."""
+    return _PACES.setdefault(id(dnp.budget), JobPace())
+
+
+async def _follow(dnp: DnpClient, kind: Kind, job_id: str, calls: _Calls, *, submitted: float | None = None,
+                  pace: JobPace | None = None) -> AsynchronousResponse:
+    """The job's per-record answers, with as few status calls as the job allows (usually one).
+
+    Waits until the job should be done (``submitted`` + the pace's estimate), then reads the job's status
+    (never cached); if records are still ``Pending``, polls ``isCompleted`` with a doubling interval from the
+    estimate (at most 5 s) and reads the status once more when it says done.
+    """
+    pace = pace or JobPace()
+    submitted = time.monotonic() if submitted is None else submitted
+    deadline = submitted + JOB_TIMEOUT_SECONDS
+    await asyncio.sleep(max(0.0, submitted + pace.expected - time.monotonic()))
+    answer = await dnp.job(kind, job_id)
+    calls.add("GET", f"/{kind}/bulk/jobs/{job_id}", 200, None, answer.model_dump_json(by_alias=True), job_id)
+    if answer.is_completed:
+        pace.learn(None)
+        return answer
+    interval = max(pace.expected / 2, 0.1)
     while True:
-        done = await dnp.is_completed(kind, job_id)
-        calls.add("GET", f"/{kind}/bulk/jobs/{job_id}/isCompleted", 200, None, json.dumps(done), job_id)
-        if done:
-            break
         if time.monotonic() >= deadline:
             raise TimeoutError(f"DNP {kind} job {job_id} not completed after {JOB_TIMEOUT_SECONDS:.0f} s")
         await asyncio.sleep(interval)
         interval = min(interval * 2, 5.0)
+        done = await dnp.is_completed(kind, job_id)
+        calls.add("GET", f"/{kind}/bulk/jobs/{job_id}/isCompleted", 200, None, json.dumps(done), job_id)
+        if done:
+            break
+    pace.learn(time.monotonic() - submitted)
     answer = await dnp.job(kind, job_id)
     calls.add("GET", f"/{kind}/bulk/jobs/{job_id}", 200, None, answer.model_dump_json(by_alias=True), job_id)
     return answer
 
 
-async def _round(dnp: DnpClient, kind: Kind, records: Sequence[Record], calls: _Calls) -> dict[str, RecordResult]:
-    """Send every record once (chunks under the size cap, within the rate limit); each record's answer."""
-    job_ids = []
+async def _round(dnp: DnpClient, kind: Kind, records: Sequence[Record], calls: _Calls,
+                 too_large: dict[str, str] | None = None) -> dict[str, RecordResult]:
+    """Send every record once (chunks under the size cap, within the rate limit); each record's answer.
+
+    A chunk DNP answers 413 is halved and resent (DNP's cap may be below the one skolflow keeps); a record DNP
+    refuses even alone goes into ``too_large`` with DNP's words, and the rest of the step goes on.
+    """
+    job_ids: list[tuple[str, float]] = []
     for chunk in chunk_by_size(records, dnp.max_payload_bytes):
-        job_id = await dnp.submit(kind, chunk, update_if_exists=True)
-        body = bulk_body([encode_record(r) for r in chunk])
-        calls.add("POST", f"/{kind}/bulk?updateIfExists=true", 202, body.decode(), json.dumps({"jobId": job_id}),
-                  job_id)
-        job_ids.append(job_id)
+        async for sent, outcome in dnp.submit_halving(kind, chunk, update_if_exists=True):
+            body = bulk_body([encode_record(r) for r in sent])
+            path = f"/{kind}/bulk?updateIfExists=true"
+            if isinstance(outcome, DnpError):
+                calls.add("POST", path, outcome.status_code, body.decode(), outcome.body)
+                if len(sent) == 1 and too_large is not None:
+                    too_large[sent[0].id] = (f"posten är {len(body)} byte; DNP svarade {outcome.status_code} även när "
+                                             f"den skickades ensam: {_messages(outcome.entries) or outcome.body[:200]}")
+                continue
+            calls.add("POST", path, 202, body.decode(), json.dumps({"jobId": outcome}), outcome)
+            job_ids.append((outcome, time.monotonic()))
+    # Every chunk is submitted before any job is read: DNP works through them while the rest are sent, and
+    # jobs are processed in the order received, so once the first is done the later ones mostly are too.
     results: dict[str, RecordResult] = {}
-    for job_id in job_ids:
-        answer = await _follow(dnp, kind, job_id, calls)
+    pace = job_pace(dnp)
+    for job_id, submitted in job_ids:
+        answer = await _follow(dnp, kind, job_id, calls, submitted=submitted, pace=pace)
         results.update({r.id: r for r in answer.responses})
     return results
 
@@ -205,15 +297,17 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
     calls = _Calls(ledger, run_id, kind)
     by_id = {r.id: r for r in records}
     final: dict[str, RecordResult] = {}
-    # A record no body can carry is refused here, alone; the rest of the step goes on.
-    oversized = {r.id: size for r in records if (size := len(bulk_body([encode_record(r)]))) > MAX_PAYLOAD_BYTES}
-    pending = [r for r in records if r.id not in oversized]
+    # A record no body can carry is refused here, alone (or by DNP, below); the rest of the step goes on.
+    too_large = {r.id: f"posten är {size} byte; DNP tar emot högst {MAX_PAYLOAD_BYTES} byte per anrop "
+                       "(skolflows kontroll)"
+                 for r in records if (size := len(bulk_body([encode_record(r)]))) > MAX_PAYLOAD_BYTES}
+    pending = [r for r in records if r.id not in too_large]
     try:
         async with dnp.client() as client:
             for attempt in range(TEMPORARY_ROUNDS + 1):
-                answered = await _round(client, kind, pending, calls)
+                answered = await _round(client, kind, pending, calls, too_large)
                 final.update(answered)
-                pending = [by_id[i] for i, r in answered.items() if r.response.status == "TemporaryError"]
+                pending = [by_id[i] for i, r in answered.items() if r.response.settled == "TemporaryError"]
                 if not pending or attempt == TEMPORARY_ROUNDS:
                     break
                 logger.warning("%s: %d records answered TemporaryError, sending them again", kind, len(pending))
@@ -227,7 +321,8 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
     scope = scope_of(huvudman, kind)
     for record in records:
         result = final.get(record.id)
-        status = result.response.status if result else "TooLarge" if record.id in oversized else "Failed"
+        status = result.response.settled if result else "TooLarge" if record.id in too_large else "Failed"
+        said = result.response.status if result else status  # as DNP wrote it, a status it does not list too
         shown = describe(record, people)
         body = encode_record(record).decode()
         answer = result.model_dump_json(by_alias=True) if result else None
@@ -237,6 +332,10 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
             accepted[record.id] = (record_hash(record), record.to_wire())
             kind_of = Outcome.ACCEPTED
             errors = _log(result.response.warnings) if result else []
+            if result and not result.response.known:
+                errors.append({"kod": UNKNOWN_STATUS, "falt": "status", "meddelande": mask_text(
+                    f"DNP svarade status '{said}', som kontraktet inte listar; statusCode "
+                    f"{result.response.status_code} utan fel: posten räknas som accepterad, med varning")})
         elif status == "Error":
             report.rejected_ids.add(record.id)
             kind_of, errors = Outcome.REJECTED, _log(result.response.errors) if result else []
@@ -248,15 +347,17 @@ async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict
             report.rejected_before += 1
             report.rejected_ids.add(record.id)
             kind_of = Outcome.REJECTED
-            errors = [{"kod": "SF-STORLEK", "falt": "", "meddelande": f"posten är {oversized[record.id]} byte; "
-                                                                         f"DNP tar emot högst {MAX_PAYLOAD_BYTES} byte "
-                                                                         "per anrop (skolflows kontroll)"}]
+            errors = [{"kod": "SF-STORLEK", "falt": "", "meddelande": too_large[record.id]}]
         else:  # TemporaryError every round, still Pending, or never answered: the next run sends it again
             report.failed += 1
             kind_of = Outcome.FAILED
-            errors = [{"kod": status, "falt": "", "meddelande": report.failure or "DNP answered TemporaryError"}]
+            unsettled = (f"DNP svarade status '{said}' (statusCode {result.response.status_code}, inga fel): inget "
+                         "slutligt svar, posten skickas igen vid nästa körning"
+                         if result and not result.response.known else None)
+            errors = [{"kod": said, "falt": "", "meddelande": mask_text(unsettled or report.failure
+                                                                         or "DNP answered TemporaryError")}]
         message = "; ".join(f"{e['kod']} {e['meddelande']}" for e in errors)
-        report.rows.append({"status": f"{STATUS_MARK.get(status, '')} {status}".strip(), **shown,
+        report.rows.append({"status": f"{STATUS_MARK.get(status, '')} {said}".strip(), **shown,
                             "meddelande": message})
         outcomes.append(RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=huvudman, record_key=record.id,
                                       source_key=shown.get("personnummer") or shown.get("namn", ""), unit=kind,
@@ -285,14 +386,18 @@ async def delete_records(dnp: Dnp, kind: Kind, ids: list[str], labels: dict[str,
                 job_id = await client.delete(kind, chunk)
                 calls.add("POST", f"/{kind}/bulk/delete", 202, json.dumps({"data": chunk}),
                           json.dumps({"jobId": job_id}), job_id)
-                results.update({r.id: r for r in (await _follow(client, kind, job_id, calls)).responses})
+                results.update({r.id: r for r in (await _follow(client, kind, job_id, calls,
+                                                                pace=job_pace(client))).responses})
     except (DnpError, TimeoutError) as exc:
         report.failure = str(sanitise(exc))[:500]
     report.calls = calls.count
     gone, outcomes = [], []
     for record_id in ids:
         result = results.get(record_id)
-        ok = result is not None and result.response.status in ("Success", "Warning")
+        # "Not found" is what a delete resent after a lost answer hears (the first one did it): the record is gone.
+        ok = result is not None and (result.response.settled in ("Success", "Warning") or (
+            result.response.settled == "Error" and bool(result.response.errors)
+            and all(e.id == rules.NOT_FOUND for e in result.response.errors)))
         errors = [] if ok else (_log(result.response.errors) if result else
                                 [{"kod": "Failed", "falt": "", "meddelande": report.failure or "no answer"}])
         if ok:

@@ -14,8 +14,10 @@ from skolflow.connectors.dnp.client import (
     DnpError,
     JobTimeout,
     PayloadTooLarge,
+    RateBudget,
     chunk_by_size,
     encode_record,
+    shared_budget,
 )
 from skolflow.connectors.dnp.models import (
     Activity,
@@ -55,8 +57,10 @@ __all__ = [
     "OpenDataClient",
     "PayloadTooLarge",
     "Person",
+    "RateBudget",
     "RecordResult",
     "chunk_by_size",
     "encode_record",
+    "shared_budget",
     "skolverket_id",
 ]

@@ -3,12 +3,22 @@
 Bulk writes are asynchronous: a POST/PUT/delete answers 202 with a ``jobId``, and the job's status
 (``AsynchronousResponse``, one result per record) is polled until no record is ``Pending``. The API
 allows 5 calls/s per client for writes and job status and 10 calls/s for reads, and 200 KB per call
-(CHANGELOG 1.3.1). This client keeps one :class:`RateLimiter` per call class, set a tenth below the
-stated limit so that network jitter cannot bunch calls into a 429, and refuses to send a body over
-the cap; :func:`chunk_by_size` splits records into bodies that fit.
+(CHANGELOG 1.3.1). The limits are DNP's per client IP, not per client object: every DnpClient of a
+process draws on one :class:`RateBudget` per DNP host (:func:`shared_budget`), one :class:`RateLimiter` per
+call class, set a tenth below the stated limit so that network jitter cannot bunch calls into a 429, and
+told by DNP's ``X-RateLimit-Remaining``/``X-RateLimit-Reset`` on every answer. So the tasks and subflows
+of a run (each builds its own client) and concurrent runs in one process never add up to more than DNP
+allows. The client refuses to send a body over the cap; :func:`chunk_by_size` splits records into bodies
+that fit, and :meth:`DnpClient.submit_chunked` halves a chunk DNP still answers 413.
 
-Authentication: a JWT from Skolverket's authorisation server (mTLS, outside this client), given as a
-string or as an async callable that returns the current one (awaited before every attempt).
+Read tolerantly, where the contract is loose: a 202 whose body lacks ``jobId`` names the job by its
+``Location`` header; job answers take any scalar as a LogEntry's ``attributeValue`` and any text as a
+record's status (see :attr:`skolflow.connectors.dnp.models.RecordResponse.settled`).
+
+Authentication: a JWT from Skolverket's authorisation server, given as a string or as an async callable
+that returns the current one (awaited before every attempt). A source that can refresh
+(:class:`RefreshableToken`, e.g. :class:`skolflow.connectors.dnp.auth.MtlsTokenSource`, which fetches it over
+mTLS) is told when DNP refuses a token (403, code 5002) and the call is made once more with a fresh one.
 Errors are :class:`DnpError` with Skolverket's ``LogEntry`` list parsed and the body masked, since a
 lookup by civic number may be echoed back.
 """
@@ -17,13 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from skolflow.connectors.dnp import rules
 from skolflow.connectors.dnp.models import (
     RECORD_MODELS,
     Accepted,
@@ -46,6 +59,16 @@ RATE_MARGIN = 0.9
 
 Kind = Literal["persons", "duties", "groups", "activities"]
 TokenSource = str | Callable[[], Awaitable[str]]
+
+
+@runtime_checkable
+class RefreshableToken(Protocol):
+    """A token source that can drop a token DNP refused, so the next call fetches a fresh one
+    (:class:`skolflow.connectors.dnp.auth.MtlsTokenSource`)."""
+
+    async def __call__(self) -> str: ...
+
+    def invalidate(self, token: str | None = None) -> None: ...
 Record = BaseModel | Mapping[str, Any]
 R = TypeVar("R", bound=Record)
 
@@ -75,6 +98,54 @@ class PayloadTooLarge(ValueError):
 
 class JobTimeout(TimeoutError):
     """A job still had Pending records when the wait ran out."""
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """DNP's two limits as one process spends them: writes and job status (5/s), reads (10/s)."""
+
+    writes: RateLimiter
+    reads: RateLimiter
+
+    @classmethod
+    def of(cls, write_rate: float = WRITE_CALLS_PER_SECOND, read_rate: float = READ_CALLS_PER_SECOND, *,
+           clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> RateBudget:
+        """A budget RATE_MARGIN below the stated rates (a test gives its own ``clock`` and ``sleep``)."""
+        return cls(RateLimiter(write_rate * RATE_MARGIN, clock=clock, sleep=sleep),
+                   RateLimiter(read_rate * RATE_MARGIN, clock=clock, sleep=sleep))
+
+
+_BUDGETS: dict[tuple[str, float, float], RateBudget] = {}
+_BUDGETS_LOCK = threading.Lock()
+
+
+def shared_budget(base_url: str, write_rate: float = WRITE_CALLS_PER_SECOND,
+                  read_rate: float = READ_CALLS_PER_SECOND) -> RateBudget:
+    """This process's one budget for the DNP host of ``base_url`` (scheme, host and port; the path is not part).
+
+    DNP counts calls per client IP, so every client in the process that reaches the same host — every task and
+    subflow of a run, and runs for other huvudmän in the same process — must draw on the same limiters. The
+    verification and production hosts are counted apart, as DNP counts them.
+    """
+    url = httpx.URL(base_url)
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    key = (f"{url.scheme}://{url.host}:{port}".lower(), write_rate, read_rate)
+    with _BUDGETS_LOCK:
+        budget = _BUDGETS.get(key)
+        if budget is None:
+            budget = _BUDGETS[key] = RateBudget.of(write_rate, read_rate)
+        return budget
+
+
+def forget_budgets() -> None:
+    """Drop every shared budget: a new process's state, for tests that must not inherit another's calls."""
+    with _BUDGETS_LOCK:
+        _BUDGETS.clear()
+
+
+def _record_id(record: Record) -> str:
+    return str(getattr(record, "id", None) or (record.get("id", "") if isinstance(record, Mapping) else ""))
 
 
 def encode_record(record: Record) -> bytes:
@@ -112,16 +183,20 @@ def chunk_by_size(records: Iterable[R], limit_bytes: int = MAX_PAYLOAD_BYTES) ->
 
 
 class DnpClient:
-    """``async with DnpClient(url, token) as dnp: job = await dnp.submit("persons", people)``."""
+    """``async with DnpClient(url, token) as dnp: job = await dnp.submit("persons", people)``.
+
+    Calls draw on the process's :func:`shared_budget` for the host unless ``budget`` gives the client its own.
+    """
 
     def __init__(self, base_url: str, token: TokenSource, http: HttpSettings | None = None, *,
                  write_rate: float = WRITE_CALLS_PER_SECOND, read_rate: float = READ_CALLS_PER_SECOND,
-                 max_payload_bytes: int = MAX_PAYLOAD_BYTES):
+                 max_payload_bytes: int = MAX_PAYLOAD_BYTES, budget: RateBudget | None = None):
         self._settings = http or HttpSettings()
         self._http = build_client(base_url, self._settings, system=SYSTEM, headers={"Accept": "application/json"})
         self._token = token
-        self.writes = RateLimiter(write_rate * RATE_MARGIN)
-        self.reads = RateLimiter(read_rate * RATE_MARGIN)
+        self.budget = budget or shared_budget(base_url, write_rate, read_rate)
+        self.writes = self.budget.writes
+        self.reads = self.budget.reads
         self.max_payload_bytes = max_payload_bytes
 
     async def __aenter__(self) -> DnpClient:
@@ -133,17 +208,36 @@ class DnpClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _bearer(self) -> Mapping[str, str]:
-        token = self._token if isinstance(self._token, str) else await self._token()
-        return {"Authorization": f"Bearer {token}"}
+    def _bearer(self, used: list[str]) -> Callable[[], Awaitable[Mapping[str, str]]]:
+        """A ``prepare`` hook for :func:`request` that remembers which token each attempt carried."""
+
+        async def prepare() -> Mapping[str, str]:
+            token = self._token if isinstance(self._token, str) else await self._token()
+            used.append(token)
+            return {"Authorization": f"Bearer {token}"}
+
+        return prepare
 
     async def _call(self, method: str, path: str, limiter: RateLimiter, **kwargs: Any) -> httpx.Response:
-        try:
-            return await request(self._http, SYSTEM, method, path, retry=self._settings.retry, limiter=limiter,
-                                 prepare=self._bearer, **kwargs)
-        except RemoteError as exc:
-            raise DnpError(exc.status_code, mask_text(exc.body), method=method, url=path,
-                           transient=isinstance(exc, TransientError)) from None
+        """One call; on 403 code 5002 (token refused: expired, revoked) a refreshable token source is asked for a
+        fresh token and the call is made once more. DNP refused the call before doing anything, so resending a
+        write is safe; a second 5002 is DNP's verdict on the fresh token too, and raised."""
+        for attempt in range(2):
+            used: list[str] = []
+            try:
+                return await request(self._http, SYSTEM, method, path, retry=self._settings.retry, limiter=limiter,
+                                     prepare=self._bearer(used), **kwargs)
+            except DnpError:
+                raise  # the token source could not get a token (DnpAuthError): already in its own words
+            except RemoteError as exc:
+                error = DnpError(exc.status_code, mask_text(exc.body), method=method, url=path,
+                                 transient=isinstance(exc, TransientError))
+                if attempt == 0 and isinstance(self._token, RefreshableToken) and exc.status_code == 403 \
+                        and not error.transient and rules.TOKEN_INVALID in error.codes:
+                    self._token.invalidate(used[-1] if used else None)
+                    continue
+                raise error from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _parse(self, model: Any, response: httpx.Response, method: str, path: str, item: Any = None) -> Any:
         """The answer (or one ``item`` of it) as ``model``; another shape is a DnpError, its body masked.
@@ -166,7 +260,26 @@ class DnpClient:
                                   "per call (use chunk_by_size)")
         response = await self._call(method, path, self.writes, content=body, params=params,
                                     headers={"Content-Type": "application/json"})
-        return self._parse(Accepted, response, method, path).job_id
+        return self._job_id(response, method, path)
+
+    def _job_id(self, response: httpx.Response, method: str, path: str) -> str:
+        """The job a 202 names: ``jobId`` in the body, else the last segment of its ``Location`` header.
+
+        The contract declares both but requires neither, so an answer with only one of them is read; one with
+        neither leaves the records' fate unknown, which is an error (the chunk is sent again by the next run).
+        """
+        try:
+            accepted = Accepted.model_validate_json(response.text) if response.text.strip() else None
+        except ValidationError:
+            accepted = None
+        if accepted is not None and accepted.job_id:
+            return accepted.job_id
+        location = response.headers.get("Location", "")
+        job_id = httpx.URL(location).path.rstrip("/").rsplit("/", 1)[-1] if location else ""
+        if job_id:
+            return job_id
+        raise DnpError(response.status_code, "the job's id is neither in the answer's jobId nor in a Location "
+                       f"header: {mask_text(response.text[:500])}", method=method, url=path)
 
     async def alive(self) -> bool:
         try:
@@ -186,9 +299,43 @@ class DnpClient:
 
     async def submit_chunked(self, kind: Kind, records: Iterable[Record], *,
                              update_if_exists: bool = False) -> list[str]:
-        """Submit in as many calls as the size cap needs; one job id per call, in order."""
-        return [await self.submit(kind, chunk, update_if_exists=update_if_exists)
-                for chunk in chunk_by_size(records, self.max_payload_bytes)]
+        """Submit in as many calls as the size cap needs; one job id per call, in order.
+
+        A chunk DNP answers 413 (its cap lower than ours) is halved and each half sent, down to single records;
+        a single record DNP still refuses raises :class:`PayloadTooLarge` naming it.
+        """
+        job_ids: list[str] = []
+        for chunk in chunk_by_size(records, self.max_payload_bytes):
+            async for sent, outcome in self.submit_halving(kind, chunk, update_if_exists=update_if_exists):
+                if isinstance(outcome, DnpError):
+                    if len(sent) == 1:
+                        raise PayloadTooLarge(f"DNP refused record {_record_id(sent[0])} alone as too large "
+                                              f"(413): {outcome}")
+                    continue
+                job_ids.append(outcome)
+        return job_ids
+
+    async def submit_halving(self, kind: Kind, records: Sequence[R], *, update_if_exists: bool = False
+                             ) -> AsyncIterator[tuple[Sequence[R], str | DnpError]]:
+        """``POST /{kind}/bulk`` of ``records``, halved for as long as DNP answers 413 (code 5020).
+
+        Yields each call made, in order: the records sent and the job's id, or the 413 refusal (after which the
+        two halves follow). A lone record refused is yielded with its refusal and not sent again: no body can
+        carry it. Any other refusal is raised.
+        """
+        try:
+            job_id = await self.submit(kind, records, update_if_exists=update_if_exists)
+        except DnpError as exc:
+            if exc.status_code != 413 or exc.transient:
+                raise
+            yield records, exc
+            if len(records) > 1:
+                half = len(records) // 2
+                for part in (records[:half], records[half:]):
+                    async for sent in self.submit_halving(kind, part, update_if_exists=update_if_exists):
+                        yield sent
+            return
+        yield records, job_id
 
     async def delete(self, kind: Kind, ids: Sequence[str]) -> str:
         """``POST /{kind}/bulk/delete``; the job's id."""
@@ -207,9 +354,19 @@ class DnpClient:
         return self._parse(bool, response, "GET", path)
 
     async def wait(self, kind: Kind, job_id: str, timeout: float = 600.0, *, interval: float = 0.25,
-                   max_interval: float = 5.0) -> AsynchronousResponse:
-        """Poll ``isCompleted`` with a doubling interval until the job is done, then fetch its status."""
+                   max_interval: float = 5.0, expected: float | None = None) -> AsynchronousResponse:
+        """Poll ``isCompleted`` with a doubling interval until the job is done, then fetch its status.
+
+        With ``expected`` (seconds until the job should be done), wait that long and read the status directly
+        first: the job status lists records as ``Pending`` until they are processed, so a job without one is done
+        and costs one call of the 5/s instead of an ``isCompleted`` and a status read.
+        """
         deadline = time.monotonic() + timeout
+        if expected is not None:
+            await asyncio.sleep(min(max(expected, 0.0), timeout))
+            answer = await self.job(kind, job_id)
+            if answer.is_completed:
+                return answer
         while not await self.is_completed(kind, job_id):
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -11,14 +11,31 @@ here, so that a wrong value reaches :mod:`skolflow.connectors.dnp.rules` and is 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 RecordStatus = Literal["Pending", "Success", "Error", "Warning", "TemporaryError"]
 Severity = Literal["Warning", "Error"]
 ObjectType = Literal["Person", "Duty", "Group", "Activity"]
+KNOWN_STATUSES: frozenset[str] = frozenset(get_args(RecordStatus))
+
+
+def _as_text(value: Any) -> Any:
+    """Any JSON value as text: the YAML declares these fields strings but its own example is ``0``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# A field skolflow only shows: whatever DNP sends is kept, as text, and never fails the answer it is in.
+Text = Annotated[str, BeforeValidator(_as_text)]
 
 
 class _Wire(BaseModel):
@@ -129,30 +146,61 @@ class Activity(_Wire):
 
 
 class LogEntry(_Wire):
-    """Skolverket's error and warning record: ``id`` is its code, ``message`` its Swedish text."""
+    """Skolverket's error and warning record: ``id`` is its code, ``message`` its Swedish text.
 
-    id: str
+    The values it quotes (``attributeValue``, ``parameterValue``) are kept as text whatever JSON scalar DNP
+    sends (the YAML's own example of a "string" attributeValue is ``0``), and a severity or resource type the
+    enums do not list is kept as written: one odd entry must not fail the job answer that carries every
+    record's outcome.
+    """
+
+    id: Text
     status_code: int
-    message: str
-    severity_level: Severity
-    time_of_occurance: str  # sic: the OpenAPI's spelling
-    message_type: str | None = None
-    parameter_name: str | None = None
-    parameter_value: str | None = None
-    resource_type: ObjectType | None = None
-    resource_id: str | None = None
-    attribute_name: str | None = None
-    attribute_value: str | None = None
+    message: Text
+    severity_level: Severity | Text
+    time_of_occurance: Text = ""  # sic: the OpenAPI's spelling
+    message_type: Text | None = None
+    parameter_name: Text | None = None
+    parameter_value: Text | None = None
+    resource_type: ObjectType | Text | None = None
+    resource_id: Text | None = None
+    attribute_name: Text | None = None
+    attribute_value: Text | None = None
 
 
 class RecordResponse(_Wire):
-    """``AsynchronousResponse.responses[].response``."""
+    """``AsynchronousResponse.responses[].response``.
 
-    status: RecordStatus = "Pending"
+    ``status`` is kept as DNP wrote it, even a value its enum does not list (the enum grew with ``Warning`` in
+    1.3.0 and may grow again): such a record is read, not refused, and :attr:`settled` says what it means.
+    """
+
+    status: RecordStatus | Text = "Pending"
     status_code: int | None = None
-    location: str | None = None
+    location: Text | None = None
     errors: list[LogEntry] = Field(default_factory=list)
     warnings: list[LogEntry] = Field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.status in KNOWN_STATUSES
+
+    @property
+    def settled(self) -> RecordStatus:
+        """The status skolflow acts on. A listed one as it is; an unknown one by what the answer carries besides.
+
+        An unknown status is not final by itself. The contract's own fields decide: ``errors`` are "returned only
+        if an error occurred, which means the record was not accepted" → ``Error``; no errors and a 2xx
+        ``statusCode`` (the record was stored) → ``Warning``, accepted with the unknown status's text shown as
+        its warning; anything else → ``Pending``: no final answer, so the record is sent again by the next run.
+        """
+        if self.status in KNOWN_STATUSES:
+            return self.status  # type: ignore[return-value]
+        if self.errors:
+            return "Error"
+        if self.status_code is not None and 200 <= self.status_code < 300:
+            return "Warning"
+        return "Pending"
 
 
 class RecordResult(_Wire):
@@ -169,17 +217,19 @@ class AsynchronousResponse(_Wire):
 
     @property
     def is_completed(self) -> bool:
-        return all(result.response.status != "Pending" for result in self.responses)
+        """Every record has a final answer (an unknown status counts as final only as :attr:`settled` reads it)."""
+        return all(result.response.settled != "Pending" for result in self.responses)
 
     def by_status(self, status: RecordStatus) -> list[RecordResult]:
-        return [result for result in self.responses if result.response.status == status]
+        """The records whose :attr:`RecordResponse.settled` status is ``status``."""
+        return [result for result in self.responses if result.response.settled == status]
 
 
 class Accepted(_Wire):
-    """The body of ``202_accepted``."""
+    """The body of ``202_accepted``; its ``jobId`` is not required by the contract (``Location`` names the job too)."""
 
-    job_id: str
-    message: str | None = None
+    job_id: str | None = None
+    message: Text | None = None
 
 
 class IdLookup(_Wire):

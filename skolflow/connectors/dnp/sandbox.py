@@ -7,7 +7,9 @@ against what the sandbox holds, and answered ``Success``/``Warning``/``Error`` w
 Every API call counts against a per-client-IP sliding one-second window, 5 calls for writes and job
 status and 10 for reads, with ``X-RateLimit-*`` headers on every answer and 429 (code 5021) beyond;
 a body over 200 KB is refused with 413 (code 5020). The bearer token is the one ``create_app`` is
-given (Skolverket's real tokens come from its mTLS authorisation server): anything else is 403 (5002).
+given, or one ``verify_token`` accepts: the authorisation server sandbox's short-lived tokens
+(:mod:`skolflow.connectors.dnp.auth_sandbox`, as Skolverket's come from its mTLS server). Anything else, an
+expired token included, is 403 (5002).
 
 Known school units are the data set's, under Skolverket's ids (uuid5 of the skolenhetskod); known
 test activities are the open-data catalogue's (:data:`skolflow.connectors.dnp.opendata.DEFAULT_TEST_ACTIVITIES`).
@@ -15,7 +17,13 @@ test activities are the open-data catalogue's (:data:`skolflow.connectors.dnp.op
 Admin endpoints (never faulted, never rate limited, no auth): ``GET /_sandbox/state`` (ids held per
 kind, jobs, 429s answered), ``DELETE /_sandbox/state`` (forget everything), and
 ``PUT /_sandbox/outcomes`` with ``{"<record id>": "Warning" | "TemporaryError"}`` to answer that record
-so the next time a job processes it (once; a TemporaryError record is not stored).
+so the next time a job processes it (once; a TemporaryError record is not stored). Any other text there is
+a status DNP's enum does not list (``"Queued"``): the record is judged and stored as usual and its answer
+carries that text as its status, as if the enum had grown again.
+
+``GET``/``PUT /_sandbox/quirks`` (or ``create_app(quirks=…)``) make the sandbox as loose as the contract
+allows (:class:`Quirks`): numeric ``attributeValue``, 202 without ``jobId``, a lower 413 cap than the
+client's.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 import secrets
 import time
 import uuid
@@ -34,7 +43,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from skolflow.connectors.dnp import rules
 from skolflow.connectors.dnp.client import MAX_PAYLOAD_BYTES, READ_CALLS_PER_SECOND, WRITE_CALLS_PER_SECOND
@@ -84,6 +93,17 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
+class Quirks(BaseModel):
+    """Where real DNP may answer as loosely as its contract allows, the sandbox does when asked to."""
+
+    numeric_attribute_values: bool = Field(
+        False, description="LogEntry attributeValue sent as a JSON number (its digits, else 0), as the YAML's example")
+    accepted_without_job_id: bool = Field(
+        False, description="202 answers carry the job only in the Location header, not as jobId in the body")
+    max_payload_bytes: int | None = Field(
+        None, ge=1, description="refuse bodies over this many bytes with 413 (5020), below the client's own cap")
+
+
 @dataclass
 class Stored:
     wire: dict[str, Any]
@@ -114,13 +134,14 @@ class SandboxState:
     jobs: dict[str, Job] = field(default_factory=dict)
     queue: deque[Job] = field(default_factory=deque)
     outcomes: dict[str, str] = field(default_factory=dict)
+    statuses: dict[str, str] = field(default_factory=dict)  # record id → a status text DNP's enum does not list
     windows: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
     rate_limited: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {"records": {kind: sorted(held) for kind, held in self.records.items()},
                 "jobs": len(self.jobs), "pending_jobs": len(self.queue), "rate_limited": self.rate_limited,
-                "outcomes": dict(self.outcomes)}
+                "outcomes": {**self.outcomes, **self.statuses}}
 
 
 def call_class(method: str, path: str) -> str:
@@ -157,19 +178,25 @@ def create_app(
     dataset: Dataset,
     *,
     token: str = "sandbox-token",
+    verify_token: Callable[[str], bool] | None = None,
     job_delay_seconds: float = 0.2,
     write_limit: int = int(WRITE_CALLS_PER_SECOND),
     read_limit: int = int(READ_CALLS_PER_SECOND),
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     test_activities: Iterable[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    quirks: Quirks | None = None,
 ) -> FastAPI:
-    """A DNP sandbox for the data set's huvudman; ``test_activities``: display names of known test activities."""
+    """A DNP sandbox for the data set's huvudman; ``test_activities``: display names of known test activities.
+
+    The rate windows are per client IP, as DNP's are: two processes on one machine share them.
+    """
     school_units = known_school_units(dataset)
     names = test_activities if test_activities is not None else [name for name, _, _ in DEFAULT_TEST_ACTIVITIES]
     known_activities = frozenset(activity_id(name) for name in names)
     limits = {"write": write_limit, "read": read_limit}
     state = SandboxState()
+    loose = quirks or Quirks()
     app = FastAPI(title="DNP Provisioning API sandbox",
                   description="Skolverket's Provtjänstens Provisioning API 1.3.x, for tests and demos.")
 
@@ -191,8 +218,10 @@ def create_app(
         limited = len(window) >= limit
         if not limited:
             window.append(now)
+        # Reset rounded up to the millisecond: a client that waits exactly that long finds the window moved on.
+        reset = math.ceil(max(0.0, window[0] + 1.0 - now) * 1000) / 1000 if window else 0.0
         headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - len(window))),
-                   "X-RateLimit-Reset": f"{max(0.0, window[0] + 1.0 - now) if window else 0.0:.3f}"}
+                   "X-RateLimit-Reset": f"{reset:.3f}"}
         if limited:
             state.rate_limited += 1
             response: Response = JSONResponse([log_entry(
@@ -209,11 +238,15 @@ def create_app(
 
     def _authorised(request: Request) -> bool:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
+        if scheme.lower() != "bearer":
+            return False
+        given = given.strip()
+        return secrets.compare_digest(given.encode(), token.encode()) or (
+            verify_token is not None and verify_token(given))
 
     async def body_of(request: Request) -> Any:
         raw = await request.body()
-        if len(raw) > max_payload_bytes:
+        if len(raw) > (loose.max_payload_bytes or max_payload_bytes):
             raise _Refusal(413, [log_entry(rules.PAYLOAD_TOO_LARGE, 413, "Teknisk begränsning",
                                            "Provisionerade uppgifter överstiger tillåten datamängd.")])
         try:
@@ -243,7 +276,9 @@ def create_app(
         state.jobs[job.id] = job
         state.queue.append(job)
         location = f"{str(request.base_url).rstrip('/')}/{kind}/bulk/jobs/{job.id}"
-        return JSONResponse({"jobId": job.id, "message": ACCEPTED_MESSAGE}, 202, headers={"Location": location})
+        body = {"message": ACCEPTED_MESSAGE} if loose.accepted_without_job_id else {"jobId": job.id,
+                                                                                   "message": ACCEPTED_MESSAGE}
+        return JSONResponse(body, 202, headers={"Location": location})
 
     def settle() -> None:
         """Process, in the order received, every job whose delay has passed."""
@@ -255,16 +290,32 @@ def create_app(
     def result(record_id: str, status: str, code: int, at: str, *, location: str | None = None,
                errors: list[dict[str, Any]] | None = None, warnings: list[dict[str, Any]] | None = None
                ) -> dict[str, Any]:
-        response: dict[str, Any] = {"status": status, "statusCode": code, "errors": errors or [],
-                                    "warnings": warnings or []}
+        response: dict[str, Any] = {"status": status, "statusCode": code, "errors": numeric(errors or []),
+                                    "warnings": numeric(warnings or [])}
         if location:
             response["location"] = location
         return {"id": record_id, "response": response, "meta": {"created": at, "modified": at}}
 
+    def numeric(logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """With the quirk on, every attributeValue as a JSON number: its digits, else the YAML's example 0."""
+        if not loose.numeric_attribute_values:
+            return logged
+        return [{**entry, "attributeValue": int(value) if isinstance(value, str) and value.isdigit() else 0}
+                if (value := entry.get("attributeValue")) is not None else entry for entry in logged]
+
+    def process(job: Job, item: Any) -> dict[str, Any]:
+        """One record's answer; with a status text set for it, that text in place of the status (once)."""
+        record_id = item if isinstance(item, str) else str(item.get("id", "")) if isinstance(item, dict) else ""
+        text = state.statuses.pop(record_id, None)
+        answer = answer_of(job, item)
+        if text is not None:
+            answer["response"]["status"] = text
+        return answer
+
     def entries(violations: list[Violation], kind: str, record_id: str, at: dt.datetime) -> list[dict[str, Any]]:
         return [v.to_log_entry(OBJECT_TYPES[kind], record_id, at).to_wire() for v in violations]
 
-    def process(job: Job, item: Any) -> dict[str, Any]:
+    def answer_of(job: Job, item: Any) -> dict[str, Any]:
         at = _now()
         stamp = _stamp(at)
         kind = job.kind
@@ -488,8 +539,19 @@ def create_app(
         return state.snapshot()
 
     @app.put(f"{ADMIN_PREFIX}/outcomes", include_in_schema=False)
-    async def set_outcomes(outcomes: dict[str, Literal["Warning", "TemporaryError"]]) -> dict[str, str]:
-        state.outcomes.update(outcomes)
-        return dict(state.outcomes)
+    async def set_outcomes(outcomes: dict[str, str]) -> dict[str, str]:
+        for record_id, status in outcomes.items():
+            (state.outcomes if status in ("Warning", "TemporaryError") else state.statuses)[record_id] = status
+        return {**state.outcomes, **state.statuses}
+
+    @app.get(f"{ADMIN_PREFIX}/quirks", include_in_schema=False)
+    async def read_quirks() -> Quirks:
+        return loose
+
+    @app.put(f"{ADMIN_PREFIX}/quirks", include_in_schema=False)
+    async def set_quirks(given: Quirks) -> Quirks:
+        nonlocal loose
+        loose = given
+        return loose
 
     return app
