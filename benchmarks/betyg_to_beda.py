@@ -32,16 +32,17 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import queue
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
+
+from spawned import first_answer  # benchmarks/spawned.py, beside this script
 
 RESULT_PREFIX = "BENCHMARK-RESULT "
 SEED = 2026
@@ -113,14 +114,7 @@ def sandbox_process(students: int, seed: int, schools: int = 6, latency_ms: int 
                               name=f"sandboxes-{students}", daemon=True)
     process.start()
     try:
-        deadline = time.monotonic() + SANDBOX_START_TIMEOUT
-        while True:
-            try:
-                started = ready.get(timeout=0.5)
-                break
-            except queue.Empty:
-                if not process.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"the sandboxes for {students} students did not start") from None
+        started = first_answer(process, ready, f"{students} students", SANDBOX_START_TIMEOUT)
         yield started
     finally:
         stop.set()
@@ -202,6 +196,23 @@ async def skolflow_variant(args: argparse.Namespace) -> dict[str, Any]:
             "message": state.message or "", "prefect_api": api}
 
 
+@contextlib.asynccontextmanager
+async def reporting_clients(http: Any) -> AsyncIterator[tuple[Any, Any, dict[str, Any], frozenset[str]]]:
+    """A variant without the flow: its SS 12000 and Beda clients, the school units and the ones the party reports."""
+    from skolflow.connectors.beda.client import BedaClient
+    from skolflow.connectors.ss12000.client import SS12000Client
+    from skolflow.sandbox.dataset import HUVUDMAN_ORGNR
+    from skolflow.tasks.identities import read_units, same_orgnr
+
+    env = os.environ
+    async with (SS12000Client(env["SKOLFLOW_SS12000_URL"], env["SKOLFLOW_SS12000_TOKEN"], http) as ss,
+                BedaClient(env["SKOLFLOW_BEDA_URL"], env["SKOLFLOW_BEDA_CLIENT_ID"],
+                           env["SKOLFLOW_BEDA_CLIENT_SECRET"], HUVUDMAN_ORGNR, http) as beda):
+        units = await read_units(ss)
+        yield ss, beda, units, frozenset(u.code for u in units.values()
+                                         if u.code and same_orgnr(u.huvudman_orgnr, HUVUDMAN_ORGNR))
+
+
 async def floor_variant(args: argparse.Namespace) -> dict[str, Any]:
     """The least any program can do for the same result: what the flow does minus the flow's own duties.
 
@@ -212,7 +223,6 @@ async def floor_variant(args: argparse.Namespace) -> dict[str, Any]:
     """
     from collections import defaultdict
 
-    from skolflow.connectors.beda.client import BedaClient
     from skolflow.connectors.beda.models import MAX_BATCH
     from skolflow.connectors.betyg import codec as betyg_codec
     from skolflow.connectors.betyg.client import BetygClient
@@ -220,12 +230,10 @@ async def floor_variant(args: argparse.Namespace) -> dict[str, Any]:
     from skolflow.connectors.betygsdokument.client import BetygsdokumentClient
     from skolflow.connectors.betygsdokument.models import GradeDocument
     from skolflow.connectors.http import HttpSettings
-    from skolflow.connectors.ss12000.client import SS12000Client
-    from skolflow.sandbox.dataset import HUVUDMAN_ORGNR
     from skolflow.tasks.batching import batched
     from skolflow.tasks.beda_report import Selection, StudentInput, What, prepare_batch
     from skolflow.tasks.grades import platform_id
-    from skolflow.tasks.identities import read_units, resolve_persons, same_orgnr
+    from skolflow.tasks.identities import resolve_persons
 
     env = os.environ
     http = HttpSettings()
@@ -250,12 +258,7 @@ async def floor_variant(args: argparse.Namespace) -> dict[str, Any]:
                 yield StudentInput(docs[0].elev, documents=docs)
 
         counts = {"students": 0, "accepted": 0, "rejected": 0, "skipped": 0}
-        async with (SS12000Client(env["SKOLFLOW_SS12000_URL"], env["SKOLFLOW_SS12000_TOKEN"], http) as ss,
-                    BedaClient(env["SKOLFLOW_BEDA_URL"], env["SKOLFLOW_BEDA_CLIENT_ID"],
-                               env["SKOLFLOW_BEDA_CLIENT_SECRET"], HUVUDMAN_ORGNR, http) as beda):
-            units = await read_units(ss)
-            authorised = frozenset(u.code for u in units.values()
-                                   if u.code and same_orgnr(u.huvudman_orgnr, HUVUDMAN_ORGNR))
+        async with reporting_clients(http) as (ss, beda, units, authorised):
 
             async def one(batch: list[StudentInput]) -> None:
                 persons = await resolve_persons(ss, (platform_id(s.student_id) for s in batch))
@@ -354,17 +357,14 @@ async def naive_variant(args: argparse.Namespace) -> dict[str, Any]:
     from urllib.parse import urlencode
 
     from skolflow.connectors import xmlsafe
-    from skolflow.connectors.beda.client import BedaClient
     from skolflow.connectors.betyg import codec as betyg_codec
     from skolflow.connectors.betyg.client import format_window
     from skolflow.connectors.betygsdokument import codec as dokument_codec
     from skolflow.connectors.betygsdokument.models import GradeDocument
     from skolflow.connectors.http import HttpSettings, RemoteError, build_client, request
-    from skolflow.connectors.ss12000.client import SS12000Client
-    from skolflow.sandbox.dataset import HUVUDMAN_ORGNR
     from skolflow.tasks.beda_report import Selection, StudentInput, What, prepare_batch
     from skolflow.tasks.grades import platform_id
-    from skolflow.tasks.identities import ResolvedPerson, read_units, same_orgnr
+    from skolflow.tasks.identities import ResolvedPerson
 
     env = os.environ
     http = HttpSettings()
@@ -386,12 +386,7 @@ async def naive_variant(args: argparse.Namespace) -> dict[str, Any]:
         documents[platform_id(document.elev)].append(document)
 
     counts = {"students": 0, "accepted": 0, "rejected": 0, "skipped": 0}
-    async with (SS12000Client(env["SKOLFLOW_SS12000_URL"], env["SKOLFLOW_SS12000_TOKEN"], http) as ss,
-                BedaClient(env["SKOLFLOW_BEDA_URL"], env["SKOLFLOW_BEDA_CLIENT_ID"],
-                           env["SKOLFLOW_BEDA_CLIENT_SECRET"], HUVUDMAN_ORGNR, http) as beda):
-        units = await read_units(ss)
-        authorised = frozenset(u.code for u in units.values()
-                               if u.code and same_orgnr(u.huvudman_orgnr, HUVUDMAN_ORGNR))
+    async with reporting_clients(http) as (ss, beda, units, authorised):
 
         async def one(student: StudentInput) -> None:
             key = platform_id(student.student_id)

@@ -37,6 +37,8 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+from spawned import first_answer  # benchmarks/spawned.py, beside this script
+
 from skolflow.connectors.dnp.client import MAX_PAYLOAD_BYTES, WRITE_CALLS_PER_SECOND
 
 SEED = 2026
@@ -91,14 +93,7 @@ def sandbox_process(students: int, schools: int, seed: int = SEED) -> Iterator[t
                               name=f"dnp-sandboxes-{students}", daemon=True)
     process.start()
     try:
-        deadline = time.monotonic() + SANDBOX_START_TIMEOUT
-        while True:
-            try:
-                started = ready.get(timeout=0.5)
-                break
-            except queue.Empty:
-                if not process.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"the sandboxes for {students} students did not start") from None
+        started = first_answer(process, ready, f"{students} students", SANDBOX_START_TIMEOUT)
         yield started, commands, answers
     finally:
         stop.set()

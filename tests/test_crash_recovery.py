@@ -27,17 +27,15 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
 
 from skolflow.connectors.beda.grade_scales import check_grade
-from skolflow.connectors.dnp.opendata import OpenDataClient
-from skolflow.connectors.ss12000 import SS12000Client
 from skolflow.flows.betyg_to_beda import PIPELINE as BEDA
 from skolflow.ledger import Ledger, Run
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 from skolflow.sandbox.faults import FaultConfig
-from skolflow.tasks.dnp_mapping import map_to_dnp, select_test_activities
 from skolflow.tasks.dnp_steps import PIPELINE as DNP
 from skolflow.tasks.dnp_steps import STEPS
 from skolflow.tasks.queue import slot_name
+from tests.serving import dnp_expected
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -200,21 +198,6 @@ async def test_killed_mid_batches_with_a_batch_in_flight(start_sandboxes: Callab
     assert reran.summary["reconciled"] >= held_at_kill  # asked Beda, not sent again
     assert_every_student_exactly_once(sandboxes, data)
 
-
-async def dnp_expected(sandboxes: systems.Sandboxes) -> dict[str, set[str]]:
-    """The DNP ids the source maps to, read as the flow does not (rejected records excluded)."""
-    urls = sandboxes.urls
-    async with SS12000Client(urls["ss12000"], systems.SS12000_TOKEN) as source:
-        persons = [p async for p in source.persons()]
-        duties = [d async for d in source.duties()]
-        groups = [g async for g in source.groups(group_type=["Klass", "Undervisning"])]
-        activities = [a async for a in source.activities(expand=["syllabus"])]
-        units = [o async for o in source.organisations(organisation_type="Skolenhet")]
-    async with OpenDataClient(urls["dnp-opendata"]) as opendata:
-        catalogue = await opendata.activities()
-    mapped = map_to_dnp(persons, duties, groups, activities, units,
-                        select_test_activities(catalogue, [a.displayName for a in catalogue]))
-    return {kind: {r.id for r in getattr(mapped, kind)} for kind in STEPS}
 
 
 async def test_dnp_killed_during_the_groups_step(start_sandboxes: Callable[[ds.Dataset], systems.Sandboxes],

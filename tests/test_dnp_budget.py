@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,7 +36,7 @@ from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES, activity_i
 from skolflow.connectors.dnp.sandbox import create_app
 from skolflow.connectors.http import HttpSettings, RateLimiter, RetryPolicy
 from skolflow.flows.dnp_provisioning import dnp_provisioning
-from skolflow.ledger import Ledger, Outcome
+from skolflow.ledger import Outcome
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 from skolflow.sandbox.faults import FaultConfig
@@ -45,7 +44,8 @@ from skolflow.sandbox.runner import SandboxServer, with_faults
 from skolflow.tasks.dnp_mapping import activity_record_id
 from skolflow.tasks.dnp_steps import PIPELINE, STEPS, UNKNOWN_STATUS
 from tests.remote import MOCKED_REMOTE
-from tests.test_flow_dnp import expected
+from tests.serving import dnp_expected as expected
+from tests.serving import ledger, serving
 
 FAST = HttpSettings(retry=RetryPolicy(attempts=4, backoff_base=0.001, backoff_max=0.01), door=MOCKED_REMOTE)
 BASE = "https://dnp.example.se/provisioning/v1"
@@ -354,18 +354,8 @@ async def test_the_client_reads_the_sandbox_at_its_loosest(loose_sandbox: str) -
 
 @pytest.fixture
 def sandboxes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[systems.Sandboxes]:
-    running = systems.start(ds.generate(students=60, schools=4, seed=13),
-                            {name: FaultConfig() for name in systems.SYSTEMS})
-    for key, value in running.environment().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("SKOLFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "5")
-    yield running
-    running.stop()
-
-
-def ledger() -> Ledger:
-    return Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"])
+    with serving(ds.generate(students=60, schools=4, seed=13), monkeypatch, tmp_path) as running:
+        yield running
 
 
 def dnp_state(sandboxes: systems.Sandboxes) -> dict[str, Any]:

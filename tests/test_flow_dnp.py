@@ -7,7 +7,6 @@ of the flow (the SS 12000 sandbox read through the client, mapped with the same 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,54 +14,25 @@ from typing import Any
 import httpx
 import pytest
 
-from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES, OpenDataClient, activity_id
-from skolflow.connectors.ss12000 import SS12000Client
+from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES, activity_id
 from skolflow.flows.dnp_provisioning import dnp_provisioning
-from skolflow.ledger import Ledger, Outcome
+from skolflow.ledger import Outcome
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
-from skolflow.sandbox.faults import FaultConfig
-from skolflow.tasks.dnp_mapping import activity_record_id, map_to_dnp, select_test_activities
+from skolflow.tasks.dnp_mapping import activity_record_id
 from skolflow.tasks.dnp_steps import PIPELINE, STEPS
+from tests.serving import dnp_expected as expected
+from tests.serving import dnp_held as held
+from tests.serving import ledger, serving
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture
 def sandboxes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[systems.Sandboxes]:
-    running = systems.start(ds.generate(students=90, schools=6, seed=11),
-                            {name: FaultConfig() for name in systems.SYSTEMS})
-    for key, value in running.environment().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("SKOLFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "5")
-    yield running
-    running.stop()
+    with serving(ds.generate(students=90, schools=6, seed=11), monkeypatch, tmp_path) as running:
+        yield running
 
-
-def ledger() -> Ledger:
-    return Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"])
-
-
-def held(sandboxes: systems.Sandboxes) -> dict[str, set[str]]:
-    records = httpx.get(f"{sandboxes.urls['dnp']}/_sandbox/state").json()["records"]
-    return {kind: set(records.get(kind, [])) for kind in STEPS}
-
-
-async def expected(sandboxes: systems.Sandboxes) -> dict[str, set[str]]:
-    """The DNP ids the source maps to now (rejected records excluded), read as the flow does not."""
-    urls = sandboxes.urls
-    async with SS12000Client(urls["ss12000"], systems.SS12000_TOKEN) as source:
-        persons = [p async for p in source.persons()]
-        duties = [d async for d in source.duties()]
-        groups = [g async for g in source.groups(group_type=["Klass", "Undervisning"])]
-        activities = [a async for a in source.activities(expand=["syllabus"])]
-        units = [o async for o in source.organisations(organisation_type="Skolenhet")]
-    async with OpenDataClient(urls["dnp-opendata"]) as opendata:
-        catalogue = await opendata.activities()
-    mapped = map_to_dnp(persons, duties, groups, activities, units,
-                        select_test_activities(catalogue, [a.displayName for a in catalogue]))
-    return {kind: {r.id for r in getattr(mapped, kind)} for kind in STEPS}
 
 
 def summary() -> dict[str, Any]:

@@ -10,7 +10,6 @@ each record they do not — and nothing of anyone's name or address in what Pref
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +25,13 @@ from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES, activity_i
 from skolflow.flows.betyg_to_beda import PIPELINE as BEDA
 from skolflow.flows.betyg_to_beda import betyg_to_beda
 from skolflow.flows.dnp_provisioning import dnp_provisioning
-from skolflow.ledger import Ledger, Outcome, RecordOutcome
+from skolflow.ledger import Outcome, RecordOutcome
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 from skolflow.sandbox.dataset import Defect
-from skolflow.sandbox.faults import FaultConfig
 from skolflow.tasks.dnp_mapping import SOURCE_REFUSED, activity_record_id
 from skolflow.tasks.dnp_steps import PIPELINE as DNP
+from tests.serving import ledger, serving
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -46,17 +45,8 @@ def data() -> ds.Dataset:
 
 @pytest.fixture
 def sandboxes(data: ds.Dataset, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[systems.Sandboxes]:
-    running = systems.start(data, {name: FaultConfig() for name in systems.SYSTEMS})
-    for key, value in running.environment().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("SKOLFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("SKOLFLOW_HTTP_TIMEOUT", "5")
-    yield running
-    running.stop()
-
-
-def ledger() -> Ledger:
-    return Ledger.shared(os.environ["SKOLFLOW_DATABASE_URL"])
+    with serving(data, monkeypatch, tmp_path) as running:
+        yield running
 
 
 def outcomes(pipeline: str) -> list[RecordOutcome]:
