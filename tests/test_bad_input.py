@@ -74,7 +74,7 @@ CASES = {
     "a remote 4xx": (["run", "dnp-provisioning", "--huvudman", "2120000142"],
                      {"SKOLFLOW_SS12000_URL": "{refusing}", "SKOLFLOW_SS12000_TOKEN": "t",
                       "SKOLFLOW_DNP_URL": "{refusing}", "SKOLFLOW_DNP_TOKEN": "t",
-                      "SKOLFLOW_DNP_OPENDATA_URL": "{refusing}"}, 1, "ss12000 answered 403"),
+                      "SKOLFLOW_DNP_OPENDATA_URL": "{refusing}"}, 1, "answered 403"),  # the source is read at once
     "retries exhausted": (["run", "dnp-provisioning", "--huvudman", "2120000142"],
                           {"SKOLFLOW_SS12000_URL": "http://127.0.0.1:9", "SKOLFLOW_SS12000_TOKEN": "t",
                            "SKOLFLOW_DNP_TOKEN": "t", "SKOLFLOW_DNP_URL": "http://127.0.0.1:9",
