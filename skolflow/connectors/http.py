@@ -278,6 +278,41 @@ def tls_refusal(exc: BaseException) -> ssl.SSLError | None:
 OnRetry = Callable[[int, str], None]
 
 
+async def request_with_bearer(
+    client: httpx.AsyncClient,
+    system: str,
+    method: str,
+    url: str,
+    *,
+    token: Callable[[], Awaitable[str]],
+    refused: Callable[[RemoteError], bool],
+    forget: Callable[[str | None], None],
+    **kwargs: Any,
+) -> httpx.Response:
+    """:func:`request` with ``Authorization: Bearer <token()>``, fetched before each attempt; when the server
+    refuses the token (``refused``: a 401, DNP's 403 code 5002), ``forget`` is told which token it refused and
+    the call is made once more with a fresh one. A second refusal is the server's verdict, and raised.
+
+    The server refused the call before doing anything, so sending it again is safe for a write too.
+    """
+    used: list[str] = []  # the token each attempt carried, the refused one last
+
+    async def bearer() -> Mapping[str, str]:
+        value = await token()
+        used.append(value)
+        return {"Authorization": f"Bearer {value}"}
+
+    for attempt in range(2):
+        try:
+            return await request(client, system, method, url, prepare=bearer, **kwargs)
+        except RemoteError as exc:
+            if attempt == 0 and not isinstance(exc, TransientError) and refused(exc):
+                forget(used[-1] if used else None)
+                continue
+            raise
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
 async def request(
     client: httpx.AsyncClient,
     system: str,

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from skolflow.connectors.http import RemoteError, RetryPolicy, TransientError, request
+from skolflow.connectors.http import RemoteError, RetryPolicy, request, request_with_bearer
 from skolflow.identity import mask_text
 
 TOKEN_PATH = "/oauth2/token"
@@ -65,30 +64,19 @@ class BearerSession:
         Errors are re-raised with ``shown_path`` (the caller's masked path) and the remote body
         masked. The chained original is suppressed, since its message holds both unmasked.
         """
-        for attempt in range(2):
-            used: list[str] = []
-            try:
-                return await request(self._client, self.system, method, path, retry=self._retry,
-                                     prepare=self._bearer(used), **kwargs)
-            except RemoteError as exc:
-                if exc.url == self._token_path:  # our credentials were refused: nothing to retry, nothing personal
-                    raise
-                if exc.status_code == 401 and attempt == 0 and not isinstance(exc, TransientError):
-                    self._forget(used[-1] if used else None)
-                    continue
-                raise type(exc)(self.system, exc.status_code, mask_text(exc.body), method=method,
-                                url=shown_path) from None
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        try:
+            return await request_with_bearer(self._client, self.system, method, path, retry=self._retry,
+                                              token=self._access_token, refused=self._refused, forget=self._forget,
+                                              **kwargs)
+        except RemoteError as exc:
+            if exc.url == self._token_path:  # our credentials were refused: nothing to retry, nothing personal
+                raise
+            raise type(exc)(self.system, exc.status_code, mask_text(exc.body), method=method,
+                            url=shown_path) from None
 
-    def _bearer(self, used: list[str]) -> Callable[[], Awaitable[Mapping[str, str]]]:
-        """A ``prepare`` hook for :func:`request` that remembers which token each attempt carried."""
-
-        async def prepare() -> Mapping[str, str]:
-            token = await self._access_token()
-            used.append(token)
-            return {"Authorization": f"Bearer {token}"}
-
-        return prepare
+    def _refused(self, exc: RemoteError) -> bool:
+        """A 401 to an API call (not to the token request itself) refuses the token it carried."""
+        return exc.status_code == 401 and exc.url != self._token_path
 
     def _forget(self, token: str | None) -> None:
         """Drop a refused token, unless a concurrent call has already replaced it."""

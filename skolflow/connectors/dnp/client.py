@@ -45,7 +45,14 @@ from skolflow.connectors.dnp.models import (
     LogEntry,
     PersonLookup,
 )
-from skolflow.connectors.http import HttpSettings, RateLimiter, RemoteError, TransientError, build_client, request
+from skolflow.connectors.http import (
+    HttpSettings,
+    RateLimiter,
+    RemoteError,
+    TransientError,
+    build_client,
+    request_with_bearer,
+)
 from skolflow.identity import mask_text
 
 SYSTEM = "dnp"
@@ -208,36 +215,31 @@ class DnpClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _bearer(self, used: list[str]) -> Callable[[], Awaitable[Mapping[str, str]]]:
-        """A ``prepare`` hook for :func:`request` that remembers which token each attempt carried."""
+    async def _token_value(self) -> str:
+        return self._token if isinstance(self._token, str) else await self._token()
 
-        async def prepare() -> Mapping[str, str]:
-            token = self._token if isinstance(self._token, str) else await self._token()
-            used.append(token)
-            return {"Authorization": f"Bearer {token}"}
+    def _refused(self, exc: RemoteError) -> bool:
+        """403 code 5002 (token expired or revoked) refuses the token, when the source can fetch a fresh one."""
+        return (isinstance(self._token, RefreshableToken) and not isinstance(exc, DnpError)
+                and exc.status_code == 403 and rules.TOKEN_INVALID in DnpError(403, exc.body, method="", url="").codes)
 
-        return prepare
+    def _forget(self, token: str | None) -> None:
+        if isinstance(self._token, RefreshableToken):
+            self._token.invalidate(token)
 
     async def _call(self, method: str, path: str, limiter: RateLimiter, **kwargs: Any) -> httpx.Response:
         """One call; on 403 code 5002 (token refused: expired, revoked) a refreshable token source is asked for a
-        fresh token and the call is made once more. DNP refused the call before doing anything, so resending a
-        write is safe; a second 5002 is DNP's verdict on the fresh token too, and raised."""
-        for attempt in range(2):
-            used: list[str] = []
-            try:
-                return await request(self._http, SYSTEM, method, path, retry=self._settings.retry, limiter=limiter,
-                                     prepare=self._bearer(used), **kwargs)
-            except DnpError:
-                raise  # the token source could not get a token (DnpAuthError): already in its own words
-            except RemoteError as exc:
-                error = DnpError(exc.status_code, mask_text(exc.body), method=method, url=path,
-                                 transient=isinstance(exc, TransientError))
-                if attempt == 0 and isinstance(self._token, RefreshableToken) and exc.status_code == 403 \
-                        and not error.transient and rules.TOKEN_INVALID in error.codes:
-                    self._token.invalidate(used[-1] if used else None)
-                    continue
-                raise error from None
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        fresh token and the call is made once more (:func:`request_with_bearer`); a second 5002 is DNP's verdict
+        on the fresh token too, and raised."""
+        try:
+            return await request_with_bearer(self._http, SYSTEM, method, path, retry=self._settings.retry,
+                                             limiter=limiter, token=self._token_value, refused=self._refused,
+                                             forget=self._forget, **kwargs)
+        except DnpError:
+            raise  # the token source could not get a token (DnpAuthError): already in its own words
+        except RemoteError as exc:
+            raise DnpError(exc.status_code, mask_text(exc.body), method=method, url=path,
+                           transient=isinstance(exc, TransientError)) from None
 
     def _parse(self, model: Any, response: httpx.Response, method: str, path: str, item: Any = None) -> Any:
         """The answer (or one ``item`` of it) as ``model``; another shape is a DnpError, its body masked.
@@ -354,19 +356,12 @@ class DnpClient:
         return self._parse(bool, response, "GET", path)
 
     async def wait(self, kind: Kind, job_id: str, timeout: float = 600.0, *, interval: float = 0.25,
-                   max_interval: float = 5.0, expected: float | None = None) -> AsynchronousResponse:
+                   max_interval: float = 5.0) -> AsynchronousResponse:
         """Poll ``isCompleted`` with a doubling interval until the job is done, then fetch its status.
 
-        With ``expected`` (seconds until the job should be done), wait that long and read the status directly
-        first: the job status lists records as ``Pending`` until they are processed, so a job without one is done
-        and costs one call of the 5/s instead of an ``isCompleted`` and a status read.
+        (A provisioning step reads its jobs with fewer calls: ``skolflow.tasks.dnp_steps.JobPace``.)
         """
         deadline = time.monotonic() + timeout
-        if expected is not None:
-            await asyncio.sleep(min(max(expected, 0.0), timeout))
-            answer = await self.job(kind, job_id)
-            if answer.is_completed:
-                return answer
         while not await self.is_completed(kind, job_id):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
