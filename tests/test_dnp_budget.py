@@ -88,7 +88,7 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:
         with self._lock:
-            self.waits.append(round(seconds, 6))
+            self.waits.append(round(seconds, 9))
             self.now += seconds
 
 
@@ -98,7 +98,7 @@ def frozen(limiter: RateLimiter, waits: list[float], lock: threading.Lock | None
 
     async def wait(seconds: float) -> None:
         with guard:
-            waits.append(round(seconds, 6))
+            waits.append(round(seconds, 9))
 
     limiter.clock = lambda: 0.0
     limiter.sleep = wait
@@ -197,7 +197,7 @@ async def test_a_hold_learned_while_a_call_waits_moves_that_call_past_reset() ->
     limiter = RateLimiter(4.5, clock=lambda: 0.0)
 
     async def sleep(seconds: float) -> None:
-        waits.append(round(seconds, 6))
+        waits.append(round(seconds, 9))
         if len(waits) == 1:  # while the second call waits, an answer says: nothing more until 1 s from now
             limiter.observe(0, 1.0)
 

@@ -352,7 +352,7 @@ def frozen(limiter: RateLimiter) -> list[float]:
     waits: list[float] = []
 
     async def wait(seconds: float) -> None:
-        waits.append(round(seconds, 6))
+        waits.append(round(seconds, 9))
 
     limiter.clock = lambda: 0.0
     limiter.sleep = wait

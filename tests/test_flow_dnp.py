@@ -287,3 +287,24 @@ async def test_a_record_refused_for_a_missing_reference_waits_and_goes_once_the_
     assert held(sandboxes) == want
     assert member.id in {m["person"]["id"] for m in (await lookup(sandboxes, "groups", group.id))["groupMemberships"]}
     assert duty.id in {t["duty"]["id"] for t in (await lookup(sandboxes, "activities", record_id))["teachers"]}
+
+
+async def test_a_whole_read_that_fails_after_the_persons_began_keeps_what_was_sent_and_sends_nothing_else(
+        sandboxes: systems.Sandboxes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Persons are sent as they are read; the activities are read meanwhile, and here SS 12000 fails on them.
+    monkeypatch.setenv("SKOLFLOW_HTTP_ATTEMPTS", "2")
+    httpx.put(f"{sandboxes.urls['ss12000']}/_sandbox/faults", json={"server_error": 1.0, "path_prefix": "/activities"})
+    failed = await provision(sandboxes)
+    httpx.put(f"{sandboxes.urls['ss12000']}/_sandbox/faults", json={})
+
+    assert failed.is_failed() and "could not be read whole" in failed.message and "no later step" in failed.message
+    dnp = held(sandboxes)
+    assert dnp["duties"] == dnp["groups"] == dnp["activities"] == set()
+    # Every person DNP took is in the ledger as held, and nothing DNP lacks: the next run builds on it.
+    assert ledger().held_keys(PIPELINE, f"{sandboxes.dataset.huvudman_orgnr}/persons") == dnp["persons"]
+
+    again = await provision(sandboxes)
+
+    assert again.is_completed(), again.message
+    assert held(sandboxes) == await expected(sandboxes)
+    assert summary()["persons"]["sent"] == len((await expected(sandboxes))["persons"] - dnp["persons"])

@@ -16,8 +16,10 @@ failed, crashed or partial run is followed by one that reads at least as much ag
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import get_run_logger
@@ -32,22 +34,26 @@ from skolflow.connectors.dnp.models import Activity, Group, Person
 from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES
 from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.http import RemoteError
+from skolflow.gcpolicy import fewer_collections
 from skolflow.guard import check_target
 from skolflow.identity import mask, validate_swedish_orgnr
 from skolflow.ledger import Ledger, Outcome, RecordOutcome
 from skolflow.notify import notify_failure
 from skolflow.settings import Settings
 from skolflow.tasks import artifacts
+from skolflow.tasks.dnp_feed import PersonFeed
 from skolflow.tasks.dnp_mapping import Mapped, activity_record_id, map_to_dnp, select_test_activities, staff_record_id
 from skolflow.tasks.dnp_source import Catalogue, Changes, Source, read_catalogue, read_changes, read_source
 from skolflow.tasks.dnp_steps import (
     DEPENDENCY,
     PIPELINE,
+    ROWS_SHOWN,
     STEP_LABELS,
     STEPS,
     Dnp,
     Record,
     StepReport,
+    batches_of,
     delete_records,
     record_hash,
     refused_records,
@@ -65,7 +71,7 @@ WATERMARK_OVERLAP = dt.timedelta(minutes=5)
 
 # Records handed from the run to its step subflows in this process. Subflow parameters are stored in
 # Prefect's database, and these records hold personnummer: only the run id and the step go there.
-_HANDOVER: dict[tuple[str, str], tuple[list[Record], dict[str, Person]]] = {}
+_HANDOVER: dict[tuple[str, str], tuple[list[Record] | PersonFeed, dict[str, Person]]] = {}
 
 
 def _run_name() -> str:
@@ -86,31 +92,65 @@ async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, 
                          confirm_production: bool = False, also_unchanged: int = 0) -> StepReport:
     """One step: unchanged records stay, changed ones are sent and followed to DNP's answer.
 
-    ``also_unchanged``: records DNP holds that an incremental read did not hand over (their source did not
-    change), counted unchanged so that a step's counts mean the same whichever way the source was read.
+    The records come as a list, or (the persons of a whole read) as a :class:`PersonFeed` while the source is
+    read: then each batch is compared and sent as it comes. ``also_unchanged``: records DNP holds that an
+    incremental read did not hand over (their source did not change), counted unchanged so that a step's counts
+    mean the same whichever way the source was read.
     """
     logger = get_run_logger()
     settings = Settings.from_env()
     records, people = _HANDOVER.pop((run_id, kind))
     ledger = Ledger.shared(settings.database_url)
-    previous = ledger.sent_state(PIPELINE, scope_of(huvudman, kind), [r.id for r in records])
-    changed = [r for r in records if r.id not in previous or previous[r.id].content_hash != record_hash(r)]
-    unchanged = len(records) - len(changed) + also_unchanged
-    ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=huvudman, record_key=r.id, unit=kind,
-                                 content_hash=record_hash(r), outcome=Outcome.UNCHANGED)
-                   for r in records if r.id in previous and previous[r.id].content_hash == record_hash(r)])
-    logger.info("%s: %d records, %d changed since DNP last accepted them", kind, len(records), len(changed))
-    if dry_run:
-        ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=huvudman, record_key=r.id, unit=kind,
-                                     content_hash=record_hash(r), outcome=Outcome.PLANNED) for r in changed])
-        return StepReport(kind, status="planned", sent=len(changed), unchanged=unchanged)
-    if not changed:
-        return StepReport(kind, unchanged=unchanged)
+    diff = _Diff()
+    changed = _changed(ledger, kind, huvudman, run_id, batches_of(records), diff, dry_run)
+    to_send: list[Record] | AsyncIterator[list[Record]] = changed
+    if dry_run or not isinstance(records, PersonFeed):
+        to_send = [record async for batch in changed for record in batch]
+        logger.info("%s: %d records, %d changed since DNP last accepted them", kind, diff.records, diff.changed)
+        if dry_run:
+            return StepReport(kind, status="planned", sent=diff.changed, unchanged=diff.unchanged + also_unchanged)
+        if not to_send:
+            return StepReport(kind, unchanged=diff.unchanged + also_unchanged)
     dnp = Dnp(DnpCredentials.resolve(dnp_block), settings.http(confirm_production))
     # quote: Prefect would otherwise walk every record and every person looking for futures (seconds per step).
-    report = await send_records(dnp, kind, quote(changed), quote(people), huvudman, run_id, settings.database_url)
-    report.unchanged = unchanged
+    report = await send_records(dnp, kind, quote(to_send), quote(people), huvudman, run_id, settings.database_url)
+    if isinstance(records, PersonFeed):
+        logger.info("%s: %d records as read, %d changed since DNP last accepted them", kind, diff.records,
+                    diff.changed)
+    report.unchanged = diff.unchanged + also_unchanged
     return report
+
+
+@dataclass
+class _Diff:
+    """A step's records against what DNP last accepted, counted as the batches go by."""
+
+    records: int = 0
+    changed: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return self.records - self.changed
+
+
+async def _changed(ledger: Ledger, kind: Kind, huvudman: str, run_id: str,
+                   batches: AsyncIterator[Sequence[Record]], diff: _Diff, dry_run: bool) -> AsyncIterator[list[Record]]:
+    """Each batch's records whose content changed since DNP last accepted them; the others are recorded unchanged
+    (and in a dry run the changed ones planned)."""
+    scope = scope_of(huvudman, kind)
+    async for batch in batches:
+        previous = ledger.sent_state(PIPELINE, scope, [r.id for r in batch])
+        hashes = {r.id: record_hash(r) for r in batch}
+        same = [r for r in batch if r.id in previous and previous[r.id].content_hash == hashes[r.id]]
+        changed = [r for r in batch if r.id not in previous or previous[r.id].content_hash != hashes[r.id]]
+        ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=huvudman, record_key=r.id, unit=kind,
+                                     content_hash=hashes[r.id], outcome=outcome)
+                       for rs, outcome in ((same, Outcome.UNCHANGED), (changed if dry_run else [], Outcome.PLANNED))
+                       for r in rs])
+        diff.records += len(batch)
+        diff.changed += len(changed)
+        if changed:
+            yield changed
 
 
 def _without_rejected(kind: Kind, records: Sequence[Record], rejected: dict[str, set[str]]) -> \
@@ -196,8 +236,10 @@ async def dnp_provisioning(
                  f"first run, or the last full read is {full_read_days:g} days old or more")
         since = None if full_read or dry_run or school_units or test_activities else \
             incremental_since(ledger, orgnr, dt.datetime.now(dt.UTC), full_read_days)
-        return await recorded(ledger, run_id, _provision(dnp, ss12000, settings, ledger, run_id, orgnr, school_units,
-                                                         test_activities, dry_run, dnp_block, since, whole))
+        with fewer_collections():
+            return await recorded(ledger, run_id, _provision(dnp, ss12000, settings, ledger, run_id, orgnr,
+                                                             school_units, test_activities, dry_run, dnp_block, since,
+                                                             whole))
 
 
 def _marks(orgnr: str) -> tuple[str, str]:
@@ -252,10 +294,17 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
                      orgnr: str, school_units: list[str] | None, test_activities: list[str] | None, dry_run: bool,
                      dnp_block: str | None, since: dt.datetime | None = None,
                      whole: str = "") -> tuple[State, dict[str, Any]]:
-    """The run: read (whole, or by change since ``since``; ``whole`` says why not by change), map, four steps."""
+    """The run: read (whole, or by change since ``since``; ``whole`` says why not by change), map, four steps.
+
+    Read whole, the persons go to DNP page by page while the source is still read (:class:`PersonFeed`), and the
+    other steps are mapped once it is read; read by change, everything is mapped before the first step.
+    """
     logger = get_run_logger()
     read_at = dt.datetime.now(dt.UTC)
     changes: Changes | None = None
+    mapped: Mapped | None = None
+    feed: PersonFeed | None = None
+    reading: asyncio.Future[Source] | None = None
     how = f"read whole: {whole}"
     try:
         catalogue = await read_catalogue(dnp.credentials.opendata_url, orgnr, dnp.http)
@@ -270,50 +319,125 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
             source = changes.source()
             mapped = _map(source, tests, school_units, catalogue)
             if reason := beyond_persons(ledger, orgnr, changes, mapped):
-                how, changes = f"read whole: {reason}", None
+                how, changes, mapped = f"read whole: {reason}", None, None
             else:
                 how = f"read by change since {since:%Y-%m-%d %H:%M}: {len(changes.persons)} persons changed"
         if changes is None:
-            source = await read_source(ss12000, dnp.http)
-            mapped = _map(source, tests, school_units, catalogue)
+            feed = PersonFeed(tests, school_units, catalogue.school_units)
+            reading = asyncio.ensure_future(read_source(ss12000, dnp.http, quote(feed)))
+            await feed.started.wait()
+            if reading.done():
+                reading.result()  # a read that failed before the first person raises here: nothing was sent
     except RemoteError as exc:
-        nothing = ", ".join(f"{STEP_LABELS[k]} 0/0" for k in STEPS)
-        return Failed(message=f"the source could not be read ({exc}); no step started, nothing was sent: {nothing}. "
-                              "The next run tries again."), {}
+        return _unread(exc), {}
     logger.info("SS 12000 %s", how)
-    ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=orgnr, record_key=r.record_id,
-                                 source_key=r.masked_label, unit=r.kind, outcome=Outcome.REJECTED,
-                                 errors=[{"kod": r.code, "falt": r.rule, "meddelande": r.message}])
-                   for r in mapped.rejected])
-    people = {p.id: p for p in mapped.persons}
+    mapping = asyncio.ensure_future(_mapped_when_read(reading, feed, catalogue)) \
+        if reading is not None and feed is not None else None
+    try:
+        return await _steps(dnp, settings, ledger, run_id, orgnr, school_units, test_activities, dry_run, dnp_block,
+                            catalogue, changes, how, read_at, mapped, feed, mapping)
+    finally:
+        for pending in (reading, mapping):
+            if pending is not None and not pending.done():
+                pending.cancel()
+
+
+async def _mapped_when_read(reading: asyncio.Future[Source], feed: PersonFeed,
+                            catalogue: Catalogue) -> tuple[Mapped, dict[str, set[str]]]:
+    """All of the source mapped (:meth:`PersonFeed.finish`) once it is read whole, and every DNP id it gives rise to.
+
+    Both are worked out in a thread as soon as the read is done, while the persons step is still sending: that
+    step mostly waits on DNP's rate, so the groups, the activities and what deletions compare with are ready when
+    it ends.
+    """
+    source = await reading
+
+    def work() -> tuple[Mapped, dict[str, set[str]]]:
+        return feed.finish(source.groups, source.activities, source.refused), _present(source, catalogue)
+
+    return await asyncio.to_thread(work)
+
+
+def _unread(exc: RemoteError, persons: StepReport | None = None) -> State:
+    """The run's state when SS 12000 could not be read (whole): what was sent of it, and that nothing else was."""
+    if persons is None:
+        sent = ", ".join(f"{STEP_LABELS[k]} 0/0" for k in STEPS)
+        return Failed(message=f"the source could not be read ({exc}); no step started, nothing was sent: {sent}. "
+                              "The next run tries again.")
+    return Failed(message=f"the source could not be read whole ({exc}); the persons read before that were sent "
+                          f"({STEP_LABELS['persons']} {persons.accepted}/{persons.sent}); no later step started and "
+                          "nothing was deleted. The next run reads whole again.")
+
+
+async def _steps(dnp: Dnp, settings: Settings, ledger: Ledger, run_id: str, orgnr: str,
+                 school_units: list[str] | None, test_activities: list[str] | None, dry_run: bool,
+                 dnp_block: str | None, catalogue: Catalogue, changes: Changes | None, how: str,
+                 read_at: dt.datetime, mapped: Mapped | None, feed: PersonFeed | None,
+                 mapping: asyncio.Future[tuple[Mapped, dict[str, set[str]]]] | None) -> tuple[State, dict[str, Any]]:
+    """The four steps in DNP's order, then what left the source deleted.
+
+    ``mapped`` is None when the persons come as they are read (``feed``): ``mapping`` gives the rest of the records
+    once the source is read whole, and every DNP id it gives rise to (what deletions compare with).
+    """
+    people: dict[str, Person] = {}
+
+    def rejections(mapped: Mapped) -> None:
+        ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=orgnr, record_key=r.record_id,
+                                     source_key=r.masked_label, unit=r.kind, outcome=Outcome.REJECTED,
+                                     errors=[{"kod": r.code, "falt": r.rule, "meddelande": r.message}])
+                       for r in mapped.rejected])
+        people.update((p.id, p) for p in mapped.persons)
+
+    async def step(kind: Kind, records: list[Record] | PersonFeed, also_unchanged: int = 0) -> StepReport:
+        _HANDOVER[(run_id, kind)] = (records, people)
+        try:
+            return await provision_step(kind=kind, huvudman=orgnr, run_id=run_id, dry_run=dry_run,
+                                        dnp_block=dnp_block, confirm_production=dnp.http.door.confirm_production,
+                                        also_unchanged=also_unchanged)
+        finally:
+            _HANDOVER.pop((run_id, kind), None)
+
+    if mapped is not None:
+        rejections(mapped)
     progress = await artifacts.Progress.start(f"DNP {orgnr}: steg klara")
     reports: dict[str, StepReport] = {}
     rejected: dict[str, set[str]] = {kind: set() for kind in STEPS}
     for index, kind in enumerate(STEPS):
-        before = [r for r in mapped.rejected if r.kind == kind]
-        refusals = [(r.record_id, r.code) for r in before]
-        if any(r.status in ("failed", "skipped") for r in reports.values()):
-            rejected_before, waiting = refused_records(refusals)
-            reports[kind] = StepReport(kind, status="skipped", rejected_before=rejected_before, waiting=waiting)
-            continue
-        records, refused = _without_rejected(kind, getattr(mapped, kind), rejected)
-        ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=orgnr, record_key=r.id, unit=kind,
-                                     outcome=Outcome.REJECTED, errors=[{"kod": "SF-BEROENDE", "falt": "",
-                                                                        "meddelande": why}])
-                       for r, why in refused])
-        # Read by change, the step sees only what the changes touched; what else DNP holds did not change.
-        also_unchanged = len(ledger.held_keys(PIPELINE, scope_of(orgnr, kind)) - {r.id for r in records}) \
-            if changes is not None else 0
-        if changes is not None and not records:
-            report = StepReport(kind, unchanged=also_unchanged)  # nothing to judge: no subflow to start
-        else:
-            _HANDOVER[(run_id, kind)] = (records, people)
+        refused: list[tuple[Record, str]] = []
+        if mapped is None:  # the persons of a whole read, sent as read; the rest is mapped once it is read
+            assert feed is not None and mapping is not None
+            report = await step(kind, feed)
             try:
-                report = await provision_step(kind=kind, huvudman=orgnr, run_id=run_id, dry_run=dry_run,
-                                              dnp_block=dnp_block, confirm_production=dnp.http.door.confirm_production,
-                                              also_unchanged=also_unchanged)
-            finally:
-                _HANDOVER.pop((run_id, kind), None)
+                mapped, present = await mapping
+            except RemoteError as exc:
+                return _unread(exc, report), {}
+            rejections(mapped)
+            before = [r for r in mapped.rejected if r.kind == kind]
+            refusals = [(r.record_id, r.code) for r in before]
+        else:
+            before = [r for r in mapped.rejected if r.kind == kind]
+            refusals = [(r.record_id, r.code) for r in before]
+            if any(r.status in ("failed", "skipped") for r in reports.values()):
+                rejected_before, waiting = refused_records(refusals)
+                reports[kind] = StepReport(kind, status="skipped", rejected_before=rejected_before, waiting=waiting)
+                continue
+            records, refused = _without_rejected(kind, getattr(mapped, kind), rejected)
+            ledger.record([RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=orgnr, record_key=r.id, unit=kind,
+                                         outcome=Outcome.REJECTED, errors=[{"kod": "SF-BEROENDE", "falt": "",
+                                                                            "meddelande": why}])
+                           for r, why in refused])
+            # Read by change, the step sees only what the changes touched; what else DNP holds did not change.
+            also_unchanged = len(ledger.held_keys(PIPELINE, scope_of(orgnr, kind)) - {r.id for r in records}) \
+                if changes is not None else 0
+            if changes is not None:  # what is as DNP accepted it is recorded here: only what changed goes on
+                diff = _Diff()
+                records = [r async for batch in _changed(ledger, kind, orgnr, run_id, batches_of(records), diff, False)
+                           for r in batch]
+                also_unchanged += diff.unchanged
+            if changes is not None and not records:
+                report = StepReport(kind, unchanged=also_unchanged)  # nothing to judge: no subflow to start
+            else:
+                report = await step(kind, records, also_unchanged)
         rejected_before, waiting = refused_records(refusals + [(r.id, DEPENDENCY) for r, _ in refused])
         report.rejected_before += rejected_before
         report.waiting += waiting
@@ -325,7 +449,7 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
                         "meddelande": f"{r.code} {r.rule}: {r.message}"} for r in before] + report.rows
         rejected[kind] = report.rejected_ids | {r.id for r, _ in refused}
         reports[kind] = report
-        await artifacts.table(artifacts.artifact_key("dnp", orgnr, kind), report.rows[:5000],
+        await artifacts.table(artifacts.artifact_key("dnp", orgnr, kind), report.rows[:ROWS_SHOWN],
                               f"{STEP_LABELS[kind]}: {report.accepted} godkända, {report.rejected} avvisade av DNP, "
                               f"{report.rejected_before} avvisade före sändning, {report.waiting} väntar på en "
                               f"referens som saknas, {report.unchanged} oförändrade")
@@ -334,7 +458,6 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
     deletions: dict[str, StepReport] = {}
     # Read by change, nothing left the source (a removal makes the run read whole): there is nothing to delete.
     if not dry_run and changes is None and all(r.status == "completed" for r in reports.values()):
-        present = _present(source, catalogue)
         for kind in reversed(STEPS):
             gone = sorted(ledger.held_keys(PIPELINE, scope_of(orgnr, kind)) - present[kind])
             if gone:  # the content (for labels) only of what goes: all of it is tens of megabytes

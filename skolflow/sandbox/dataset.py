@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -235,6 +235,10 @@ class Dataset:
 
     def person(self, person_id: str) -> Person:
         return self._persons_by_id[person_id]
+
+    def persons_by_id(self) -> Mapping[str, Person]:
+        """Every person by id, kept while the list of persons keeps its length (the changes below drop it)."""
+        return self._persons_by_id
 
     def modified_at(self, entity_id: str) -> dt.datetime:
         """The entity's ``meta.modified``: CREATED until a change or removal touches it."""

@@ -206,10 +206,13 @@ class _Mapping:
         self.roles: dict[str, Role] = {}  # DNP person id → the role of that record
         self.group_names: dict[str, str] = {}
         self.duties_at: dict[tuple[str, str], list[ss.Duty]] = {}  # (person id, unit id) → current duties there
+        self.holders: dict[str, str] = {}  # EPPN → the DNP person id that holds it
+        self.staff_record: dict[str, str] = {}  # SS 12000 person id → the DNP id of their staff record
         self.links_refused: set[tuple[str, int]] = set()  # (source activity id, teacher index), refused once
 
     def refuse_source(self, refused: Iterable[Refused]) -> None:
-        """Reject every record the client could not read, in its step, one entry per field."""
+        """Reject every record the client could not read, in its step, one entry per field (listed first)."""
+        found: list[Rejected] = []
         for record in refused:
             kind = STEP_OF_PATH.get(record.path.removesuffix("/lookup"))
             if kind is None:
@@ -218,9 +221,10 @@ class _Mapping:
             label = f"{what} {record.record_id or '(utan id)'}"
             if kind == "persons":
                 self.labels[record.record_id] = label
-            self.out.rejected += [Rejected(kind, record.record_id, label, SOURCE_REFUSED, problem.field,
-                                           f"SS 12000-posten {record.record_id} kan inte läsas: {problem.field}: "
-                                           f"{problem.rule}") for problem in record.problems]
+            found += [Rejected(kind, record.record_id, label, SOURCE_REFUSED, problem.field,
+                               f"SS 12000-posten {record.record_id} kan inte läsas: {problem.field}: {problem.rule}")
+                      for problem in record.problems]
+        self.out.rejected[:0] = found
 
     def reject(self, kind: Kind, record_id: str, label: str, violations: list[rules.Violation],
                because: str = "") -> bool:
@@ -257,10 +261,9 @@ class _Mapping:
             external_identifiers=(eduid or None) if role == "staff" else None,
         )
 
-    def map_persons(self, persons: Iterable[ss.Person], staff_ids: set[str]) -> dict[str, str]:
-        """Judge every student and staff record; the DNP staff record id of each staff person."""
-        holders: dict[str, str] = {}
-        staff_record: dict[str, str] = {}
+    def map_persons(self, persons: Iterable[ss.Person], staff_ids: set[str]) -> None:
+        """Judge every student and staff record (EPPNs are judged against every person mapped before)."""
+        holders, staff_record = self.holders, self.staff_record
         for person in persons:
             student = any(e.enroledAt.id in self.selected for e in self.enrolments(person))
             roles: list[Role] = (["student"] if student else []) + (["staff"] if person.id in staff_ids else [])
@@ -277,7 +280,6 @@ class _Mapping:
                 if not self.reject("persons", record_id, label, violations):
                     self.out.persons.append(record)
                     holders.update((eppn, record_id) for eppn in record.edu_person_principal_names)
-        return staff_record
 
     # Duties
 
@@ -423,6 +425,48 @@ class _Mapping:
                 self.out.activities.append(record)
 
 
+class Mapper:
+    """:func:`map_to_dnp` in two parts, so that persons are mapped (and sent) page by page as the source is read.
+
+    A person's record needs only the school units, the current duties (who is staff) and the persons mapped
+    before (an EPPN is one person's); the groups and activities need every person, so :meth:`finish` comes last.
+    """
+
+    def __init__(self, school_units: Iterable[ss.Organisation], duties: Iterable[ss.Duty],
+                 test_activities: Sequence[NationalTest], *, include_units: Collection[str] | None = None,
+                 known_school_units: Collection[str] | None = None, eppn_domains: Mapping[Role, str] | None = None,
+                 today: dt.date | None = None):
+        self._run = _Mapping(school_units, include_units, known_school_units, test_activities, eppn_domains or {},
+                             today or dt.date.today())
+        self._duties = self._run.in_scope_duties(duties)
+        self._staff_ids = {person_id for _, person_id in self._duties}
+        self._people: list[ss.Person] = []
+
+    def persons(self, page: Iterable[ss.Person]) -> list[Person]:
+        """The DNP person records of ``page`` that DNP's rules let through (the rest are among the rejections)."""
+        people = list(page)
+        self._people += people
+        before = len(self._run.out.persons)
+        self._run.map_persons(people, self._staff_ids)
+        return self._run.out.persons[before:]
+
+    def finish(self, groups: Iterable[ss.Group], activities: Iterable[ss.ActivityExpanded],
+               refused: Iterable[Refused] = ()) -> Mapped:
+        """Everything, once every person is mapped: duties, groups and activities, and the source's refusals."""
+        run = self._run
+        run.refuse_source(refused)
+        run.map_duties(self._duties, run.staff_record)
+        enrolled = {p.id: run.enrolments(p) for p in self._people}
+        source_groups = {g.id: g for g in groups}
+        candidates = run.candidates(activities, source_groups, enrolled)
+        taking = {g for _, _, ids in candidates for g in ids}
+        chosen = [g for g in source_groups.values() if g.id in taking or (
+            g.groupType == CLASS and g.organisation.id in run.selected and run.groupable(g))]
+        run.map_groups(chosen)
+        run.map_activities(candidates)
+        return run.out
+
+
 def map_to_dnp(
     persons: Iterable[ss.Person],
     duties: Iterable[ss.Duty],
@@ -445,19 +489,7 @@ def map_to_dnp(
     ids of the units its open data knows, when read; a record at another unit is rejected. ``refused``:
     the records the SS 12000 client could not read (``SS12000Client.refused``).
     """
-    run = _Mapping(school_units, include_units, known_school_units, test_activities, eppn_domains or {},
-                   today or dt.date.today())
-    run.refuse_source(refused)
-    people = list(persons)
-    source_groups = {g.id: g for g in groups}
-    staff_duties = run.in_scope_duties(duties)
-    staff_record = run.map_persons(people, {person_id for _, person_id in staff_duties})
-    run.map_duties(staff_duties, staff_record)
-    enrolled = {p.id: run.enrolments(p) for p in people}
-    candidates = run.candidates(activities, source_groups, enrolled)
-    taking = {g for _, _, ids in candidates for g in ids}
-    chosen = [g for g in source_groups.values() if g.id in taking or (
-        g.groupType == CLASS and g.organisation.id in run.selected and run.groupable(g))]
-    run.map_groups(chosen)
-    run.map_activities(candidates)
-    return run.out
+    mapper = Mapper(school_units, duties, test_activities, include_units=include_units,
+                    known_school_units=known_school_units, eppn_domains=eppn_domains, today=today)
+    mapper.persons(persons)
+    return mapper.finish(groups, activities, refused)

@@ -37,8 +37,10 @@ from skolflow.connectors.dnp.opendata import OpenDataClient
 from skolflow.connectors.http import HttpSettings
 from skolflow.connectors.ss12000 import Refused, SS12000Client
 from skolflow.connectors.ss12000 import models as ss
+from skolflow.tasks.dnp_feed import PersonFeed
 
 CATALOGUE_CACHE = dt.timedelta(hours=6)
+FEED_PAGE = 200  # persons mapped and handed to the persons step at a time: a DNP write holds some 370
 T = TypeVar("T")
 
 
@@ -63,15 +65,49 @@ class Catalogue:
 
 
 @task(name="ss12000-read-source", cache_policy=NO_CACHE, persist_result=False)
-async def read_source(credentials: SS12000Credentials, http: HttpSettings) -> Source:
-    """Every listing at once: the persons' pages take most of the time, and the rest is read meanwhile."""
-    async with SS12000Client(credentials.base_url, credentials.token.get_secret_value(), http) as source:
-        persons, duties, groups, activities, units = await asyncio.gather(
-            _all(source.persons()), _all(source.duties(end_date_on_or_after=dt.date.today())),
-            _all(source.groups(group_type=["Klass", "Undervisning"])), _all(source.activities(expand=["syllabus"])),
-            _all(source.organisations(organisation_type="Skolenhet")))
-        return Source(persons=persons, duties=duties, groups=groups, activities=activities, school_units=units,
-                      refused=source.refused)
+async def read_source(credentials: SS12000Credentials, http: HttpSettings, feed: PersonFeed | None = None) -> Source:
+    """Every listing at once: the persons' pages take most of the time, and the rest is read meanwhile.
+
+    With ``feed``, the school units and duties are read first and each page of persons is handed to the feed as
+    it arrives, so that they can be sent while the rest is read; the feed is ended however the read ends.
+    """
+    try:
+        async with SS12000Client(credentials.base_url, credentials.token.get_secret_value(), http) as source:
+            persons_listed = source.persons()
+            duties_listed = source.duties(end_date_on_or_after=dt.date.today())
+            units_listed = source.organisations(organisation_type="Skolenhet")
+            groups_listed = source.groups(group_type=["Klass", "Undervisning"])
+            activities_listed = source.activities(expand=["syllabus"])
+            if feed is None:
+                persons, duties, groups, activities, units = await asyncio.gather(
+                    _all(persons_listed), _all(duties_listed), _all(groups_listed), _all(activities_listed),
+                    _all(units_listed))
+            else:
+                duties, units = await asyncio.gather(_all(duties_listed), _all(units_listed))
+                feed.begin(units, duties)
+                persons, groups, activities = await asyncio.gather(
+                    _fed(persons_listed, feed), _all(groups_listed), _all(activities_listed))
+            return Source(persons=persons, duties=duties, groups=groups, activities=activities, school_units=units,
+                          refused=source.refused)
+    finally:
+        if feed is not None:
+            feed.end()
+
+
+async def _fed(persons: AsyncIterator[ss.Person], feed: PersonFeed) -> list[ss.Person]:
+    """Every person, handed to ``feed`` :data:`FEED_PAGE` at a time as they are read."""
+    everyone: list[ss.Person] = []
+    page: list[ss.Person] = []
+    async for person in persons:
+        page.append(person)
+        if len(page) == FEED_PAGE:
+            feed.add(page)
+            everyone += page
+            page = []
+    if page:
+        feed.add(page)
+        everyone += page
+    return everyone
 
 
 async def _all(records: AsyncIterator[T]) -> list[T]:

@@ -17,7 +17,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,12 +30,13 @@ from skolflow.connectors.dnp import rules
 from skolflow.connectors.dnp.auth import MtlsTokenSource, TokenStore, certificate_thumbprint, pem_of
 from skolflow.connectors.dnp.client import (
     MAX_PAYLOAD_BYTES,
+    Chunker,
     DnpClient,
     DnpError,
     Kind,
+    PayloadTooLarge,
     TokenSource,
     bulk_body,
-    chunk_by_size,
     encode_record,
 )
 from skolflow.connectors.dnp.models import Activity as DnpActivity
@@ -51,6 +52,8 @@ STEPS: tuple[Kind, ...] = ("persons", "duties", "groups", "activities")
 STEP_LABELS: dict[str, str] = {"persons": "Användare", "duties": "Tjänstgöringar", "groups": "Grupper",
                                "activities": "Aktiviteter"}
 TEMPORARY_ROUNDS = 3
+CALLS_IN_FLIGHT = 3
+ROWS_SHOWN = 5000  # a step's table artifact shows its first rows; every record's outcome is in the ledger
 JOB_TIMEOUT_SECONDS = 900.0
 Record = Person | Duty | Group | DnpActivity
 StepStatus = Literal["completed", "failed", "skipped", "planned"]
@@ -257,114 +260,200 @@ async def _follow(dnp: DnpClient, kind: Kind, job_id: str, calls: _Calls, *, sub
     return answer
 
 
-async def _round(dnp: DnpClient, kind: Kind, records: Sequence[Record], calls: _Calls,
-                 too_large: dict[str, str] | None = None) -> dict[str, RecordResult]:
-    """Send every record once (chunks under the size cap, within the rate limit); each record's answer.
+async def batches_of(records: Sequence[Record] | AsyncIterable[Sequence[Record]]) -> AsyncIterator[Sequence[Record]]:
+    """A step's records in batches: a list is one batch; a feed's batches come as the source is read."""
+    if isinstance(records, AsyncIterable):
+        async for batch in records:
+            yield batch
+    else:
+        yield records
 
-    A chunk DNP answers 413 is halved and resent (DNP's cap may be below the one skolflow keeps); a record DNP
-    refuses even alone goes into ``too_large`` with DNP's words, and the rest of the step goes on.
+
+_Job = tuple[str, float, Sequence[Record]]  # a job's id, when it was submitted, the records it carries
+
+
+class _Sending:
+    """One step's records from hand-over to outcome.
+
+    Chunks go as they fill, so a step fed while the source is still read starts with its first full chunk. Each
+    job's records are settled — counted, shown, and kept in the ledger with what DNP now holds — as soon as its
+    answer is read, so a large step's bookkeeping is done while DNP's rate spaces the calls, not after the last
+    one; and a run that stops half-way has recorded every answer it read.
     """
-    job_ids: list[tuple[str, float]] = []
-    for chunk in chunk_by_size(records, dnp.max_payload_bytes):
-        async for sent, outcome in dnp.submit_halving(kind, chunk, update_if_exists=True):
+
+    def __init__(self, kind: Kind, people: dict[str, Person], huvudman: str, run_id: str, ledger: Ledger):
+        self.kind, self.people, self.huvudman, self.run_id, self.ledger = kind, people, huvudman, run_id, ledger
+        self.report = StepReport(kind)
+        self.calls = _Calls(ledger, run_id, kind)
+        self.open: dict[str, Record] = {}  # handed over, no outcome yet
+
+    async def round(self, dnp: DnpClient, batches: AsyncIterator[Sequence[Record]], *, fresh: bool,
+                    last: bool) -> list[Record]:
+        """Send every record once, then read each job and settle its records; what to send again.
+
+        ``fresh``: the records are handed over now (counted as sent). What DNP answers ``TemporaryError`` is
+        returned to be sent again, unless this is the ``last`` round. A record no body can carry is refused alone
+        (by skolflow's cap, or by DNP's 413 when sent alone) and the rest of the step goes on.
+        """
+        again: list[Record] = []
+        # DNP's answers take longer than its rate spaces calls (a 200 KB body; a job's answer of hundreds of
+        # records), so one call at a time would leave the rate unspent: up to CALLS_IN_FLIGHT of the step's writes
+        # and job reads are under way at once, all drawing on the one budget, which keeps them within DNP's rate.
+        # Chunks of one step do not depend on each other, so the order DNP receives them in does not matter.
+        slots = asyncio.Semaphore(CALLS_IN_FLIGHT)
+        pace = job_pace(dnp)
+
+        async def write(chunk: Sequence[Record]) -> None:
+            try:
+                jobs = await self.submit(dnp, chunk)
+            finally:
+                slots.release()
+            for job in jobs:
+                group.create_task(read(job))
+
+        async def read(job: _Job) -> None:
+            job_id, submitted, sent = job
+            await asyncio.sleep(max(0.0, submitted + pace.expected - time.monotonic()))  # its time, not a slot's
+            async with slots:
+                answer = await _follow(dnp, self.kind, job_id, self.calls, submitted=submitted, pace=pace)
+            results = {r.id: r for r in answer.responses}
+            answered: list[tuple[Record, RecordResult | None, str | None]] = []
+            for record in sent:
+                result = results.get(record.id)
+                if result is not None and result.response.settled == "TemporaryError" and not last:
+                    again.append(record)
+                elif result is not None:
+                    answered.append((record, result, None))
+            self.settle(answered)  # a record the job's answer does not list stays open: failed, at the end
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                async for chunk in self.chunks(dnp, batches, fresh=fresh):
+                    await slots.acquire()
+                    group.create_task(write(chunk))
+        except BaseExceptionGroup as failed:  # the first call that failed stops the step, as it did alone
+            raise failed.exceptions[0] from None
+        return again
+
+    async def chunks(self, dnp: DnpClient, batches: AsyncIterator[Sequence[Record]], *,
+                     fresh: bool) -> AsyncIterator[list[Record]]:
+        """The records in chunks under the size cap, each as soon as it is full."""
+        chunker: Chunker[Record] = Chunker(dnp.max_payload_bytes)
+        async for batch in batches:
+            for record in batch:
+                if fresh:
+                    self.report.sent += 1
+                    self.open[record.id] = record
+                size = len(bulk_body([encode_record(record)]))
+                try:
+                    if size > MAX_PAYLOAD_BYTES:
+                        raise PayloadTooLarge
+                    full = chunker.add(record)
+                except PayloadTooLarge:
+                    self.settle([(record, None, f"posten är {size} byte; DNP tar emot högst "
+                                                f"{min(MAX_PAYLOAD_BYTES, dnp.max_payload_bytes)} byte per anrop "
+                                                "(skolflows kontroll)")])
+                    continue
+                if full:
+                    yield full
+        if rest := chunker.rest():
+            yield rest
+
+    async def submit(self, dnp: DnpClient, chunk: Sequence[Record]) -> list[_Job]:
+        """POST one chunk (halved on 413); the jobs DNP accepted."""
+        jobs: list[_Job] = []
+        async for sent, outcome in dnp.submit_halving(self.kind, chunk, update_if_exists=True):
             body = bulk_body([encode_record(r) for r in sent])
-            path = f"/{kind}/bulk?updateIfExists=true"
+            path = f"/{self.kind}/bulk?updateIfExists=true"
             if isinstance(outcome, DnpError):
-                calls.add("POST", path, outcome.status_code, body.decode(), outcome.body)
-                if len(sent) == 1 and too_large is not None:
-                    too_large[sent[0].id] = (f"posten är {len(body)} byte; DNP svarade {outcome.status_code} även när "
-                                             f"den skickades ensam: {_messages(outcome.entries) or outcome.body[:200]}")
+                self.calls.add("POST", path, outcome.status_code, body.decode(), outcome.body)
+                if len(sent) == 1:
+                    self.settle([(sent[0], None, f"posten är {len(body)} byte; DNP svarade {outcome.status_code} även "
+                                                 f"när den skickades ensam: "
+                                                 f"{_messages(outcome.entries) or outcome.body[:200]}")])
                 continue
-            calls.add("POST", path, 202, body.decode(), json.dumps({"jobId": outcome}), outcome)
-            job_ids.append((outcome, time.monotonic()))
-    # Every chunk is submitted before any job is read: DNP works through them while the rest are sent, and
-    # jobs are processed in the order received, so once the first is done the later ones mostly are too.
-    results: dict[str, RecordResult] = {}
-    pace = job_pace(dnp)
-    for job_id, submitted in job_ids:
-        answer = await _follow(dnp, kind, job_id, calls, submitted=submitted, pace=pace)
-        results.update({r.id: r for r in answer.responses})
-    return results
+            self.calls.add("POST", path, 202, body.decode(), json.dumps({"jobId": outcome}), outcome)
+            jobs.append((outcome, time.monotonic(), sent))
+        return jobs
+
+    def settle(self, answered: Sequence[tuple[Record, RecordResult | None, str | None]]) -> None:
+        """Each record's outcome (DNP's answer; None without one, with why no body could carry it if so), counted,
+        shown, and written to the ledger with what DNP now holds, in one write."""
+        report = self.report
+        outcomes, accepted = [], {}
+        for record, result, too_large in answered:
+            self.open.pop(record.id, None)
+            status = result.response.settled if result else "TooLarge" if too_large else "Failed"
+            said = result.response.status if result else status  # as DNP wrote it, a status it does not list too
+            shown = describe(record, self.people)
+            if status in ("Success", "Warning"):
+                report.accepted += 1
+                report.warnings += status == "Warning"
+                accepted[record.id] = (record_hash(record), record.to_wire())
+                kind_of = Outcome.ACCEPTED
+                errors = _log(result.response.warnings) if result else []
+                if result and not result.response.known:
+                    errors.append({"kod": UNKNOWN_STATUS, "falt": "status", "meddelande": mask_text(
+                        f"DNP svarade status '{said}', som kontraktet inte listar; statusCode "
+                        f"{result.response.status_code} utan fel: posten räknas som accepterad, med varning")})
+            elif status == "Error":
+                report.rejected_ids.add(record.id)
+                kind_of, errors = Outcome.REJECTED, _log(result.response.errors) if result else []
+                if waits_for_reference(e["kod"] for e in errors):
+                    report.waiting += 1
+                else:
+                    report.rejected += 1
+            elif status == "TooLarge":
+                report.rejected_before += 1
+                report.rejected_ids.add(record.id)
+                kind_of = Outcome.REJECTED
+                errors = [{"kod": "SF-STORLEK", "falt": "", "meddelande": too_large or ""}]
+            else:  # TemporaryError every round, still Pending, or never answered: the next run sends it again
+                report.failed += 1
+                kind_of = Outcome.FAILED
+                unsettled = (f"DNP svarade status '{said}' (statusCode {result.response.status_code}, inga fel): "
+                             "inget slutligt svar, posten skickas igen vid nästa körning"
+                             if result and not result.response.known else None)
+                errors = [{"kod": said, "falt": "", "meddelande": mask_text(unsettled or report.failure
+                                                                             or "DNP answered TemporaryError")}]
+            if len(report.rows) < ROWS_SHOWN:
+                message = "; ".join(f"{e['kod']} {e['meddelande']}" for e in errors)
+                report.rows.append({"status": f"{STATUS_MARK.get(status, '')} {said}".strip(), **shown,
+                                    "meddelande": message})
+            outcomes.append(RecordOutcome(run_id=self.run_id, pipeline=PIPELINE, scope=self.huvudman,
+                                          record_key=record.id,
+                                          source_key=shown.get("personnummer") or shown.get("namn", ""),
+                                          unit=self.kind, content_hash=record_hash(record), outcome=kind_of,
+                                          errors=errors, request_body=encode_record(record).decode(),
+                                          response_body=result.model_dump_json(by_alias=True) if result else None))
+        self.ledger.record(outcomes)
+        self.ledger.accept(PIPELINE, scope_of(self.huvudman, self.kind), self.run_id, accepted)
 
 
 @task(name="dnp-send", cache_policy=NO_CACHE, persist_result=False)
-async def send_records(dnp: Dnp, kind: Kind, records: list[Record], people: dict[str, Person], huvudman: str,
-                       run_id: str, database_url: str) -> StepReport:
-    """Send the step's changed records and record each one's outcome; the step's report."""
+async def send_records(dnp: Dnp, kind: Kind, records: Sequence[Record] | AsyncIterable[Sequence[Record]],
+                       people: dict[str, Person], huvudman: str, run_id: str, database_url: str) -> StepReport:
+    """Send the step's changed records — a list, or batches as the source is read — and record each one's outcome
+    as DNP answers; the step's report."""
     logger = get_run_logger()
-    ledger = Ledger.shared(database_url)
-    report = StepReport(kind, sent=len(records))
-    calls = _Calls(ledger, run_id, kind)
-    by_id = {r.id: r for r in records}
-    final: dict[str, RecordResult] = {}
-    # A record no body can carry is refused here, alone (or by DNP, below); the rest of the step goes on.
-    too_large = {r.id: f"posten är {size} byte; DNP tar emot högst {MAX_PAYLOAD_BYTES} byte per anrop "
-                       "(skolflows kontroll)"
-                 for r in records if (size := len(bulk_body([encode_record(r)]))) > MAX_PAYLOAD_BYTES}
-    pending = [r for r in records if r.id not in too_large]
+    sending = _Sending(kind, people, huvudman, run_id, Ledger.shared(database_url))
+    report = sending.report
     try:
         async with dnp.client() as client:
-            for attempt in range(TEMPORARY_ROUNDS + 1):
-                answered = await _round(client, kind, pending, calls, too_large)
-                final.update(answered)
-                pending = [by_id[i] for i, r in answered.items() if r.response.settled == "TemporaryError"]
-                if not pending or attempt == TEMPORARY_ROUNDS:
+            pending = await sending.round(client, batches_of(records), fresh=True, last=TEMPORARY_ROUNDS == 0)
+            for attempt in range(1, TEMPORARY_ROUNDS + 1):
+                if not pending:
                     break
                 logger.warning("%s: %d records answered TemporaryError, sending them again", kind, len(pending))
-                await asyncio.sleep(min(2.0 ** attempt, 10.0))
+                await asyncio.sleep(min(2.0 ** (attempt - 1), 10.0))
+                pending = await sending.round(client, batches_of(pending), fresh=False,
+                                              last=attempt == TEMPORARY_ROUNDS)
     except (DnpError, TimeoutError) as exc:
         report.failure = str(sanitise(exc))[:500]
         logger.error("%s step stopped: %s", kind, report.failure)
     finally:
-        report.calls = calls.count
-    outcomes, accepted = [], {}
-    scope = scope_of(huvudman, kind)
-    for record in records:
-        result = final.get(record.id)
-        status = result.response.settled if result else "TooLarge" if record.id in too_large else "Failed"
-        said = result.response.status if result else status  # as DNP wrote it, a status it does not list too
-        shown = describe(record, people)
-        body = encode_record(record).decode()
-        answer = result.model_dump_json(by_alias=True) if result else None
-        if status in ("Success", "Warning"):
-            report.accepted += 1
-            report.warnings += status == "Warning"
-            accepted[record.id] = (record_hash(record), record.to_wire())
-            kind_of = Outcome.ACCEPTED
-            errors = _log(result.response.warnings) if result else []
-            if result and not result.response.known:
-                errors.append({"kod": UNKNOWN_STATUS, "falt": "status", "meddelande": mask_text(
-                    f"DNP svarade status '{said}', som kontraktet inte listar; statusCode "
-                    f"{result.response.status_code} utan fel: posten räknas som accepterad, med varning")})
-        elif status == "Error":
-            report.rejected_ids.add(record.id)
-            kind_of, errors = Outcome.REJECTED, _log(result.response.errors) if result else []
-            if waits_for_reference(e["kod"] for e in errors):
-                report.waiting += 1
-            else:
-                report.rejected += 1
-        elif status == "TooLarge":
-            report.rejected_before += 1
-            report.rejected_ids.add(record.id)
-            kind_of = Outcome.REJECTED
-            errors = [{"kod": "SF-STORLEK", "falt": "", "meddelande": too_large[record.id]}]
-        else:  # TemporaryError every round, still Pending, or never answered: the next run sends it again
-            report.failed += 1
-            kind_of = Outcome.FAILED
-            unsettled = (f"DNP svarade status '{said}' (statusCode {result.response.status_code}, inga fel): inget "
-                         "slutligt svar, posten skickas igen vid nästa körning"
-                         if result and not result.response.known else None)
-            errors = [{"kod": said, "falt": "", "meddelande": mask_text(unsettled or report.failure
-                                                                         or "DNP answered TemporaryError")}]
-        message = "; ".join(f"{e['kod']} {e['meddelande']}" for e in errors)
-        report.rows.append({"status": f"{STATUS_MARK.get(status, '')} {said}".strip(), **shown,
-                            "meddelande": message})
-        outcomes.append(RecordOutcome(run_id=run_id, pipeline=PIPELINE, scope=huvudman, record_key=record.id,
-                                      source_key=shown.get("personnummer") or shown.get("namn", ""), unit=kind,
-                                      content_hash=record_hash(record), outcome=kind_of, errors=errors,
-                                      request_body=body, response_body=answer))
-    ledger.record(outcomes)
-    ledger.accept(PIPELINE, scope, run_id, accepted)
+        report.calls = sending.calls.count
+    sending.settle([(record, None, None) for record in list(sending.open.values())])
     if report.failed or report.failure:
         report.status = "failed"
         report.failure = report.failure or f"{report.failed} records without a final answer from DNP"

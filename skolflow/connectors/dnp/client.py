@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -62,7 +62,7 @@ VERIFICATION_URL = "https://apigw-pre.skolverket.se/provtjanst/verifieringstest/
 MAX_PAYLOAD_BYTES = 200_000  # "200 KB per anrop": the decimal reading, which also satisfies 200 KiB
 WRITE_CALLS_PER_SECOND = 5.0  # bulk writes and job status
 READ_CALLS_PER_SECOND = 10.0  # GET, lookup
-RATE_MARGIN = 0.9
+RATE_MARGIN = 0.95
 
 Kind = Literal["persons", "duties", "groups", "activities"]
 TokenSource = str | Callable[[], Awaitable[str]]
@@ -168,25 +168,47 @@ def bulk_body(encoded: Sequence[bytes]) -> bytes:
     return b'{"data":[' + b",".join(encoded) + b"]}"
 
 
+class Chunker(Generic[R]):
+    """Records in one at a time, full chunks out: what :func:`chunk_by_size` does for records that are still coming."""
+
+    def __init__(self, limit_bytes: int = MAX_PAYLOAD_BYTES):
+        self.limit_bytes = limit_bytes
+        self._chunk: list[R] = []
+        self._size = _ENVELOPE
+
+    def add(self, record: R) -> list[R] | None:
+        """The chunk that ``record`` does not fit in (``record`` starts the next), or None.
+
+        A record too large for any body raises :class:`PayloadTooLarge` (it can never be sent) and is not kept.
+        """
+        length = len(encode_record(record))
+        if _ENVELOPE + length > self.limit_bytes:
+            raise PayloadTooLarge(f"one record is {length} bytes; DNP takes at most {self.limit_bytes} per call")
+        added = length + (1 if self._chunk else 0)
+        full = None
+        if self._chunk and self._size + added > self.limit_bytes:
+            full, self._chunk, self._size, added = self._chunk, [], _ENVELOPE, length
+        self._chunk.append(record)
+        self._size += added
+        return full
+
+    def rest(self) -> list[R]:
+        """The last, partly filled chunk (empty if there is none); the chunker starts afresh."""
+        chunk, self._chunk, self._size = self._chunk, [], _ENVELOPE
+        return chunk
+
+
 def chunk_by_size(records: Iterable[R], limit_bytes: int = MAX_PAYLOAD_BYTES) -> Iterator[list[R]]:
     """Consecutive lists of ``records`` whose ``{"data": [...]}`` body stays within ``limit_bytes``.
 
     A single record too large for any body raises :class:`PayloadTooLarge` (it can never be sent).
     """
-    chunk: list[R] = []
-    size = _ENVELOPE
+    chunker: Chunker[R] = Chunker(limit_bytes)
     for record in records:
-        length = len(encode_record(record))
-        if _ENVELOPE + length > limit_bytes:
-            raise PayloadTooLarge(f"one record is {length} bytes; DNP takes at most {limit_bytes} per call")
-        added = length + (1 if chunk else 0)
-        if chunk and size + added > limit_bytes:
-            yield chunk
-            chunk, size, added = [], _ENVELOPE, length
-        chunk.append(record)
-        size += added
-    if chunk:
-        yield chunk
+        if (full := chunker.add(record)) is not None:
+            yield full
+    if rest := chunker.rest():
+        yield rest
 
 
 class DnpClient:

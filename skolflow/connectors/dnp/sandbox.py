@@ -1,7 +1,8 @@
 """DNP Provisioning API sandbox: Skolverket's OpenAPI (schemas/dnp/dnp-provisioning-api.yaml) as written.
 
 Bulk POST/PUT/delete answer 202 with ``jobId`` and ``Location``; a job is processed ``job_delay_seconds``
-after it was received, jobs strictly in the order received (so a duty sent before its person is an
+after it was received, by a background task of the server (as DNP's jobs are processed apart from its API), jobs
+strictly in the order received (so a duty sent before its person is an
 error, one sent after it is not). Each record is judged by :mod:`skolflow.connectors.dnp.rules` and
 against what the sandbox holds, and answered ``Success``/``Warning``/``Error`` with LogEntry lists.
 Every API call counts against a per-client-IP sliding one-second window, 5 calls for writes and job
@@ -28,6 +29,7 @@ client's.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -275,17 +277,31 @@ def create_app(
         job = Job(str(uuid.uuid4()), kind, operation, items, clock() + job_delay_seconds, _stamp(_now()))
         state.jobs[job.id] = job
         state.queue.append(job)
+        if worker.get("task") is None or worker["task"].done():
+            worker["task"] = asyncio.get_running_loop().create_task(work())
         location = f"{str(request.base_url).rstrip('/')}/{kind}/bulk/jobs/{job.id}"
         body = {"message": ACCEPTED_MESSAGE} if loose.accepted_without_job_id else {"jobId": job.id,
                                                                                    "message": ACCEPTED_MESSAGE}
         return JSONResponse(body, 202, headers={"Location": location})
 
-    def settle() -> None:
-        """Process, in the order received, every job whose delay has passed."""
+    def settle(most: int | None = None) -> None:
+        """Process, in the order received, every job whose delay has passed (at most ``most`` of them)."""
         now = clock()
-        while state.queue and state.queue[0].due <= now:
+        done = 0
+        while state.queue and state.queue[0].due <= now and (most is None or done < most):
             job = state.queue.popleft()
             job.results = [process(job, item) for item in job.items]
+            done += 1
+
+    # DNP processes jobs apart from its API: a request never waits while another job's records are judged. One
+    # background task per server processes each job when it is due, one at a time so that requests come between;
+    # settle() in the middleware only catches up, so a job is always processed when its status is read after due.
+    worker: dict[str, asyncio.Task[None]] = {}
+
+    async def work() -> None:
+        while state.queue:
+            await asyncio.sleep(min(1.0, max(0.005, state.queue[0].due - clock())))
+            settle(most=1)
 
     def result(record_id: str, status: str, code: int, at: str, *, location: str | None = None,
                errors: list[dict[str, Any]] | None = None, warnings: list[dict[str, Any]] | None = None

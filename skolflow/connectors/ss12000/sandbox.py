@@ -267,22 +267,30 @@ def _resolve_query(query: Q) -> tuple[Q, int]:
 Item = TypeVar("Item")
 
 
-def _page(items: Sequence[Item], query: _PagedQuery, offset: int, page_size_max: int,
-          render: Callable[[Sequence[Item]], Any], unfiltered: Sequence[Item] | None = None) -> dict[str, Any]:
-    """One page: ``render`` makes the page's ``data`` of its slice of ``items``.
+def _page(everything: Sequence[Item], matches: Callable[[Item], bool], query: _PagedQuery, start: int,
+          page_size_max: int, render: Callable[[Sequence[Item]], Any], imperfect: bool = False) -> dict[str, Any]:
+    """One page of the records of ``everything`` that ``matches``, from position ``start`` of that listing.
 
-    ``unfiltered`` (an imperfect server: every record of the endpoint, in the same order): the next pageToken
-    forgets the filters and points at the page's last record in that listing, which the next page repeats.
+    The pageToken holds the position in the endpoint's whole listing where the next page's scan starts, so a page
+    costs what it scans, not the whole listing (a listing of 200,000 persons is served in linear time, as a
+    database with an index would). ``imperfect``: the next pageToken forgets the filters and points at the
+    page's last record, which the next page repeats.
     """
     limit = min(query.limit or page_size_max, page_size_max)
-    end = offset + limit
-    page = items[offset:end]
+    page: list[Item] = []
+    last = resume = None
+    for index in range(start, len(everything)):
+        if matches(everything[index]):
+            if len(page) == limit:
+                resume = index
+                break
+            page.append(everything[index])
+            last = index
     body: dict[str, Any] = {"data": render(page)}
-    if end < len(items):
-        if unfiltered is None:
-            body["pageToken"] = _encode_token(query, end)
+    if resume is not None and last is not None:
+        if not imperfect:
+            body["pageToken"] = _encode_token(query, resume)
         else:
-            last = unfiltered.index(page[-1])
             options = query.model_dump(by_alias=True, exclude_unset=True, include=set(_PagedQuery.NOT_FILTERS))
             body["pageToken"] = _encode_token(type(query).model_validate(options), last if len(page) > 1 else last + 1)
     return body
@@ -543,22 +551,21 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         if sum(len(values or ()) for values in value_lists) > page_size_max:
             raise ApiError(503, "ResponseTooLarge", f"a lookup may hold at most {page_size_max} values")
 
-    def page(matches: Sequence[Item], query: _PagedQuery, offset: int, render: Callable[[Sequence[Item]], Any],
-             everything: Sequence[Item]) -> dict[str, Any]:
+    def page(everything: Sequence[Item], matches: Callable[[Item], bool], query: _PagedQuery, start: int,
+             render: Callable[[Sequence[Item]], Any]) -> dict[str, Any]:
         """``_page``; an imperfect server has small pages and a pageToken that forgets the filters."""
         if not dataset.imperfect:
-            return _page(matches, query, offset, page_size_max, render)
-        return _page(matches, query, offset, min(page_size_max, IMPERFECT_PAGE_SIZE), render, everything)
+            return _page(everything, matches, query, start, page_size_max, render)
+        return _page(everything, matches, query, start, min(page_size_max, IMPERFECT_PAGE_SIZE), render, True)
 
     router = APIRouter(dependencies=[Depends(require_bearer)])
 
     @router.get("/persons")
     def list_persons(query: Annotated[PersonsQuery, Query()]) -> dict[str, Any]:
-        query, offset = _resolve_query(query)
+        query, start = _resolve_query(query)
         wire = _Wire(dataset)
-        matches = [p for p in dataset.persons if wire.person_matches(p, query)]
-        return page(matches, query, offset, _each(lambda p: wire.served(wire.person(p, query.expandReferenceNames))),
-                    dataset.persons)
+        return page(dataset.persons, lambda p: wire.person_matches(p, query), query, start,
+                    _each(lambda p: wire.served(wire.person(p, query.expandReferenceNames))))
 
     @router.post("/persons/lookup")
     def lookup_persons(body: PersonsLookup, options: Annotated[PersonOptions, Query()]) -> list[dict[str, Any]]:
@@ -568,13 +575,16 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
         ids = {_uuid(value) for value in body.ids or ()}
         civic_nos = set(body.civicNos or ())
         wire = _Wire(dataset)
-        return [wire.served(wire.person(p, options.expandReferenceNames))
-                for p in dataset.persons if p.id in ids or p.civic_no in civic_nos]
+        by_id = dataset.persons_by_id()
+        found = {value: by_id[value] for value in sorted(ids) if value in by_id}
+        if civic_nos:
+            found |= {p.id: p for p in dataset.persons if p.civic_no in civic_nos}
+        return [wire.served(wire.person(p, options.expandReferenceNames)) for p in found.values()]
 
     @router.get("/persons/{person_id}")
     def get_person(person_id: str, options: Annotated[PersonOptions, Query()]) -> dict[str, Any]:
         key = _uuid(person_id)
-        person = next((p for p in dataset.persons if p.id == key), None)
+        person = dataset.persons_by_id().get(key)
         if person is None:
             raise ApiError(404, "NotFound", "no person with this id")
         wire = _Wire(dataset)
@@ -582,11 +592,10 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
 
     @router.get("/organisations")
     def list_organisations(query: Annotated[OrganisationsQuery, Query()]) -> dict[str, Any]:
-        query, offset = _resolve_query(query)
+        query, start = _resolve_query(query)
         wire = _Wire(dataset)
-        organisations = wire.organisations(query.expandReferenceNames)
-        matches = [o for o in organisations if _organisation_matches(o, query)]
-        return page(matches, query, offset, _each(wire.served), organisations)
+        return page(wire.organisations(query.expandReferenceNames), lambda o: _organisation_matches(o, query), query,
+                    start, _each(wire.served))
 
     @router.post("/organisations/lookup")
     def lookup_organisations(body: OrganisationsLookup,
@@ -610,62 +619,62 @@ def create_app(dataset: ds.Dataset, token: str = "sandbox-token", page_size_max:
 
     @router.get("/duties")
     def list_duties(query: Annotated[DutiesQuery, Query()]) -> dict[str, Any]:
-        query, offset = _resolve_query(query)
+        query, start = _resolve_query(query)
         wire = _Wire(dataset)
-        matches = [
-            d for d in dataset.duties
-            if (query.organisation is None or wire.within(str(query.organisation), d.school_unit_id))
-            and (query.dutyRole is None or d.role == query.dutyRole)
-            and (query.person is None or d.person_id == str(query.person))
-            and query.dates_match(d.start, None)
-            and query.times_match(ds.CREATED, dataset.modified_at(d.id))
-        ]
-        return page(matches, query, offset,
-                    _each(lambda d: wire.served(wire.duty_expanded(d, query.expandReferenceNames, query.expand))),
-                    dataset.duties)
+
+        def matches(d: ds.Duty) -> bool:
+            return ((query.organisation is None or wire.within(str(query.organisation), d.school_unit_id))
+                    and (query.dutyRole is None or d.role == query.dutyRole)
+                    and (query.person is None or d.person_id == str(query.person))
+                    and query.dates_match(d.start, None)
+                    and query.times_match(ds.CREATED, dataset.modified_at(d.id)))
+
+        return page(dataset.duties, matches, query, start,
+                    _each(lambda d: wire.served(wire.duty_expanded(d, query.expandReferenceNames, query.expand))))
 
     @router.get("/groups")
     def list_groups(query: Annotated[GroupsQuery, Query()]) -> dict[str, Any]:
-        query, offset = _resolve_query(query)
+        query, start = _resolve_query(query)
         wire = _Wire(dataset)
         organisations = {str(o) for o in query.organisation}
-        matches = [
-            g for g in dataset.groups
-            if (not query.groupType or g.kind in query.groupType)
-            and (not query.schoolTypes or SCHOOL_TYPE_BY_FORM[g.school_form] in query.schoolTypes)
-            and (not organisations or g.school_unit_id in organisations)
-            and query.dates_match(g.start, None)
-            and query.times_match(ds.CREATED, dataset.modified_at(g.id))
-        ]
-        return page(matches, query, offset, _each(lambda g: wire.served(wire.group(g, query.expandReferenceNames))),
-                    dataset.groups)
+
+        def matches(g: ds.Group) -> bool:
+            return ((not query.groupType or g.kind in query.groupType)
+                    and (not query.schoolTypes or SCHOOL_TYPE_BY_FORM[g.school_form] in query.schoolTypes)
+                    and (not organisations or g.school_unit_id in organisations)
+                    and query.dates_match(g.start, None)
+                    and query.times_match(ds.CREATED, dataset.modified_at(g.id)))
+
+        return page(dataset.groups, matches, query, start,
+                    _each(lambda g: wire.served(wire.group(g, query.expandReferenceNames))))
 
     @router.get("/activities")
     def list_activities(query: Annotated[ActivitiesQuery, Query()]) -> dict[str, Any]:
-        query, offset = _resolve_query(query)
+        query, start = _resolve_query(query)
         wire = _Wire(dataset)
         member = str(query.member) if query.member else None
-        matches = [
-            a for a in dataset.activities
-            if (member is None or any(m.person_id == member for g in a.group_ids for m in wire.groups[g].members))
-            and (query.teacher is None or str(query.teacher) in a.teacher_duty_ids)
-            and (query.organisation is None or wire.within(str(query.organisation), a.school_unit_id))
-            and (query.group is None or str(query.group) in a.group_ids)
-            and query.dates_match(a.start, None)
-            and query.times_match(ds.CREATED, dataset.modified_at(a.id))
-        ]
-        return page(matches, query, offset,
-                    _each(lambda a: wire.served(wire.activity(a, query.expandReferenceNames, query.expand))),
-                    dataset.activities)
+
+        def matches(a: ds.Activity) -> bool:
+            return ((member is None or any(m.person_id == member for g in a.group_ids for m in wire.groups[g].members))
+                    and (query.teacher is None or str(query.teacher) in a.teacher_duty_ids)
+                    and (query.organisation is None or wire.within(str(query.organisation), a.school_unit_id))
+                    and (query.group is None or str(query.group) in a.group_ids)
+                    and query.dates_match(a.start, None)
+                    and query.times_match(ds.CREATED, dataset.modified_at(a.id)))
+
+        return page(dataset.activities, matches, query, start,
+                    _each(lambda a: wire.served(wire.activity(a, query.expandReferenceNames, query.expand))))
 
     @router.get("/deletedEntities")
     def list_deleted(query: Annotated[DeletedEntitiesQuery, Query()]) -> dict[str, Any]:
-        query, offset = _resolve_query(query)
-        matches = [d for d in dataset.deleted if (query.after is None or d.at > query.after)
-                   and (not query.entities or d.entity in query.entities)]
+        query, start = _resolve_query(query)
+
+        def matches(d: ds.Deletion) -> bool:
+            return (query.after is None or d.at > query.after) and (not query.entities or d.entity in query.entities)
+
         if dataset.imperfect:  # a bare list of ids, whatever their types
-            return page(matches, query, offset, lambda deletions: [d.id for d in deletions], dataset.deleted)
-        return page(matches, query, offset, _deleted_data, dataset.deleted)
+            return page(dataset.deleted, matches, query, start, lambda deletions: [d.id for d in deletions])
+        return page(dataset.deleted, matches, query, start, _deleted_data)
 
     app = FastAPI(title="SS 12000 sandbox (skolflow)", version="2.1.0")
     app.add_exception_handler(
