@@ -308,3 +308,11 @@ async def test_a_whole_read_that_fails_after_the_persons_began_keeps_what_was_se
     assert again.is_completed(), again.message
     assert held(sandboxes) == await expected(sandboxes)
     assert summary()["persons"]["sent"] == len((await expected(sandboxes))["persons"] - dnp["persons"])
+
+
+async def test_a_school_unit_the_huvudman_lacks_stops_the_run_before_anything_is_sent(
+        sandboxes: systems.Sandboxes) -> None:
+    state = await provision(sandboxes, school_units=["99999999"])
+
+    assert state.is_failed() and "not school units of the huvudman: 99999999" in state.message
+    assert held(sandboxes) == {kind: set() for kind in STEPS}

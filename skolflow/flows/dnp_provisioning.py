@@ -326,8 +326,8 @@ async def _provision(dnp: Dnp, ss12000: SS12000Credentials, settings: Settings, 
             feed = PersonFeed(tests, school_units, catalogue.school_units)
             reading = asyncio.ensure_future(read_source(ss12000, dnp.http, quote(feed)))
             await feed.started.wait()
-            if reading.done():
-                reading.result()  # a read that failed before the first person raises here: nothing was sent
+            if not feed.began:
+                await reading  # the read failed before any person could be mapped: raised here, nothing was sent
     except RemoteError as exc:
         return _unread(exc), {}
     logger.info("SS 12000 %s", how)

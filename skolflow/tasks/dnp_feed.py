@@ -34,10 +34,15 @@ class PersonFeed:
         self.started = asyncio.Event()  # set once persons can be mapped, or when the read ended before that
 
     def begin(self, school_units: Iterable[ss.Organisation], duties: Iterable[ss.Duty]) -> None:
-        """What every person's mapping needs is read (a selection naming no school unit of these is a ValueError)."""
+        """What every person's mapping needs is read (a selected school unit not among them: SelectionError)."""
         self._mapper = Mapper(school_units, duties, self._tests, include_units=self._include_units,
                               known_school_units=self._known_school_units)
         self.started.set()
+
+    @property
+    def began(self) -> bool:
+        """Whether persons could be mapped: False when the read ended before the school units and duties were read."""
+        return self._mapper is not None
 
     def add(self, persons: Iterable[ss.Person]) -> None:
         """A page of persons as read: its DNP records go to the step at once."""

@@ -78,6 +78,7 @@ from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.dnp.opendata import school_unit_id
 from skolflow.connectors.ss12000 import Refused
 from skolflow.connectors.ss12000 import models as ss
+from skolflow.errors import SafeError
 from skolflow.identity import mask
 
 Role = Literal["student", "staff"]
@@ -95,6 +96,13 @@ STEP_OF_PATH: dict[str, Kind] = {"/persons": "persons", "/organisations": "perso
 TEACHING_ROLE = "Lärare"
 # Fixed, so that the ids skolflow derives are the same in every run.
 NAMESPACE = uuid.UUID("3b1f6f0e-4c2d-5a8e-9d6b-0d4e50d1a2b3")
+
+
+class SelectionError(SafeError, ValueError):
+    """A run's selection names a school unit the huvudman lacks or a test DNP's catalogue lacks.
+
+    Its message holds only the codes and names the user gave, so it reaches the run's state as it is.
+    """
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ def subject_or_course(test: NationalTest) -> str:
 
 
 def select_test_activities(catalogue: Iterable[NationalTest], wanted: Iterable[str]) -> list[NationalTest]:
-    """The catalogue's test activities named by display name or id; ValueError names any it lacks."""
+    """The catalogue's test activities named by display name or id; SelectionError names any it lacks."""
     entries = list(catalogue)
     found: dict[str, NationalTest] = {}
     unknown: list[str] = []
@@ -165,7 +173,7 @@ def select_test_activities(catalogue: Iterable[NationalTest], wanted: Iterable[s
         else:
             found.setdefault(match.id, match)
     if unknown:
-        raise ValueError(f"not test activities of DNP's catalogue: {', '.join(unknown)}")
+        raise SelectionError(f"not test activities of DNP's catalogue: {', '.join(unknown)}")
     return list(found.values())
 
 
@@ -191,7 +199,7 @@ class _Mapping:
         codes = {unit.schoolUnitCode for unit in coded}
         missing = sorted(set(include_units or ()) - codes)
         if missing:
-            raise ValueError(f"not school units of the huvudman: {', '.join(missing)}")
+            raise SelectionError(f"not school units of the huvudman: {', '.join(missing)}")
         # Every coded unit a DNP school type can be at: what a student's enrolments may name.
         self.dnp_units = {unit.id: school_unit_id(unit.schoolUnitCode or "") for unit in coded
                           if unit.schoolTypes is None or set(unit.schoolTypes) & set(rules.SCHOOL_TYPES)}
@@ -485,7 +493,7 @@ def map_to_dnp(
 
     ``activities`` must carry their syllabus (``expand=["syllabus"]``): an activity without one cannot
     be tied to a national test and is not sent. ``include_units``: skolenhetskoder (None: every unit);
-    a code that is not one of ``school_units`` is a ValueError. ``known_school_units``: Skolverket's
+    a code that is not one of ``school_units`` is a SelectionError. ``known_school_units``: Skolverket's
     ids of the units its open data knows, when read; a record at another unit is rejected. ``refused``:
     the records the SS 12000 client could not read (``SS12000Client.refused``).
     """
