@@ -436,3 +436,27 @@ def test_a_waiting_students_input_is_kept_in_the_platforms_formats_and_the_newer
     assert (newest.waiting, newest.in_window) == (True, True)
     only_documents = merged(queued, StudentInput(student.student_id, documents=stored.documents))
     assert only_documents.grades == student
+
+
+async def test_progress_is_sent_at_most_every_so_often_and_always_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    from uuid import uuid4
+
+    from skolflow.tasks import artifacts
+
+    sent: list[float] = []
+
+    async def update(artifact_id: Any, progress: float) -> None:
+        sent.append(progress)
+
+    monkeypatch.setattr(artifacts, "aupdate_progress_artifact", update)
+    now = [0.0]
+    progress = artifacts.Progress(uuid4(), every=5.0, clock=lambda: now[0])
+    for done, at in ((1, 1.0), (2, 4.9), (3, 5.0), (4, 6.0), (5, 10.5)):
+        now[0] = at
+        await progress.update(done, 10)
+    now[0] = 10.6
+    await progress.update(10, 10)  # the end is always shown, however soon after the last
+    assert sent == [30.0, 50.0, 100.0]
+    unthrottled = artifacts.Progress(uuid4())
+    await unthrottled.update(1, 2)
+    assert sent[-1] == 50.0
