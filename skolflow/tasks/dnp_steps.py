@@ -289,7 +289,8 @@ class _Sending:
 
     async def round(self, dnp: DnpClient, batches: AsyncIterator[Sequence[Record]], *, fresh: bool,
                     last: bool) -> list[Record]:
-        """Send every record once, then read each job and settle its records; what to send again.
+        """Send every record once, reading each job (and settling its records) once it should be done; what to
+        send again.
 
         ``fresh``: the records are handed over now (counted as sent). What DNP answers ``TemporaryError`` is
         returned to be sent again, unless this is the ``last`` round. A record no body can carry is refused alone
