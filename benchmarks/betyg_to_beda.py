@@ -333,6 +333,7 @@ async def plain_variant(args: argparse.Namespace) -> dict[str, Any]:
     from prefect.logging import disable_run_logger
 
     from skolflow.blocks import BedaCredentials, BetygApiCredentials, SS12000Credentials
+    from skolflow.concurrency import all_of
     from skolflow.flows import betyg_to_beda as flow
     from skolflow.gcpolicy import fewer_collections
     from skolflow.ledger import Ledger
@@ -355,7 +356,7 @@ async def plain_variant(args: argparse.Namespace) -> dict[str, Any]:
     totals = flow.BatchReport()
     with disable_run_logger(), fewer_collections(), \
             tempfile.TemporaryDirectory(prefix="skolflow-plain-") as workdir:
-        (grades_path, documents_path), units = await flow.all_of(
+        (grades_path, documents_path), units = await all_of(
             flow.fetch_exports.fn(systems, start, end, What.BOTH, Path(workdir)), flow.school_units_task.fn(systems))
         documents: dict[str, list[Any]] = defaultdict(list)
         for document in read_documents(documents_path) if documents_path else ():

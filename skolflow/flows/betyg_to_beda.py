@@ -13,7 +13,7 @@ import datetime as dt
 import io
 import shutil
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from skolflow.blocks import BedaCredentials, BetygApiCredentials, SS12000Credentials
 from skolflow.boundary import flow, task
+from skolflow.concurrency import all_of
 from skolflow.connectors.beda.client import BedaClient
 from skolflow.connectors.beda.models import MAX_BATCH, Fel
 from skolflow.connectors.betyg.client import BetygClient
@@ -161,18 +162,6 @@ async def open_clients(systems: Systems, party: str, dry_run: bool) -> AsyncIter
             BedaClient(systems.beda.base_url, systems.beda.client_id, systems.beda.client_secret.get_secret_value(),
                        party, systems.http))
         yield Clients(ss, beda)
-
-
-async def all_of(*calls: Awaitable[Any]) -> tuple[Any, ...]:
-    """Await ``calls`` together and return their results; the first failure is raised once all have ended.
-
-    (``asyncio.gather`` would raise it while the others still run, unwatched.)
-    """
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return tuple(results)
 
 
 def _run_name() -> str:

@@ -21,7 +21,6 @@ what DNP holds of it is never deleted because of a defect in the source.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -32,6 +31,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE
 
 from skolflow.blocks import SS12000Credentials
 from skolflow.boundary import task
+from skolflow.concurrency import all_of
 from skolflow.connectors.dnp.opendata import Activity as NationalTest
 from skolflow.connectors.dnp.opendata import OpenDataClient
 from skolflow.connectors.http import HttpSettings
@@ -79,13 +79,13 @@ async def read_source(credentials: SS12000Credentials, http: HttpSettings, feed:
             groups_listed = source.groups(group_type=["Klass", "Undervisning"])
             activities_listed = source.activities(expand=["syllabus"])
             if feed is None:
-                persons, duties, groups, activities, units = await asyncio.gather(
+                persons, duties, groups, activities, units = await all_of(
                     _all(persons_listed), _all(duties_listed), _all(groups_listed), _all(activities_listed),
                     _all(units_listed))
             else:
-                duties, units = await asyncio.gather(_all(duties_listed), _all(units_listed))
+                duties, units = await all_of(_all(duties_listed), _all(units_listed))
                 feed.begin(units, duties)
-                persons, groups, activities = await asyncio.gather(
+                persons, groups, activities = await all_of(
                     _fed(persons_listed, feed), _all(groups_listed), _all(activities_listed))
             return Source(persons=persons, duties=duties, groups=groups, activities=activities, school_units=units,
                           refused=source.refused)
