@@ -438,7 +438,7 @@ def test_a_waiting_students_input_is_kept_in_the_platforms_formats_and_the_newer
     assert only_documents.grades == student
 
 
-async def test_progress_is_sent_at_most_every_so_often_and_always_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_progress_is_sent_at_most_every_so_often_and_the_end_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from uuid import uuid4
 
     from skolflow.tasks import artifacts
@@ -456,6 +456,8 @@ async def test_progress_is_sent_at_most_every_so_often_and_always_at_the_end(mon
         await progress.update(done, 10)
     now[0] = 10.6
     await progress.update(10, 10)  # the end is always shown, however soon after the last
+    await progress.update(10, 10)  # and once: batches that finish after the reading ended show nothing new
+    await progress.update(1, 1)
     assert sent == [30.0, 50.0, 100.0]
     unthrottled = artifacts.Progress(uuid4())
     await unthrottled.update(1, 2)

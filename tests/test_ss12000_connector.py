@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -252,6 +253,30 @@ async def test_lookup_persons_chunks_ids_and_merges_answers() -> None:
     assert [len(b.get("ids", [])) for b in bodies] == [100, 100, 50, 0]
     assert bodies[-1] == {"civicNos": ["201002037271"]}
     assert [p.id for p in persons] == ids  # each person once, in the order asked
+
+
+@respx.mock
+async def test_a_lookup_sends_its_bodies_a_few_at_a_time_and_keeps_their_order() -> None:
+    from skolflow.connectors.ss12000.client import LOOKUPS_IN_FLIGHT
+
+    in_flight, most = 0, 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        for _ in range(5):  # let the others start, if they may
+            await asyncio.sleep(0)
+        in_flight -= 1
+        return httpx.Response(200, json=[_person(int(value[-12:])) for value in json.loads(request.content)["ids"]])
+
+    respx.post(f"{BASE}/persons/lookup").mock(side_effect=answer)
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(10)]
+    async with SS12000Client(BASE, TOKEN, FAST, lookup_chunk_size=1) as ss:
+        persons = await ss.lookup_persons(ids)
+
+    assert most == LOOKUPS_IN_FLIGHT
+    assert [p.id for p in persons] == ids
 
 
 @respx.mock
@@ -917,12 +942,13 @@ async def test_a_refused_lookup_falls_back_to_paging_the_persons(status: int) ->
     async with SS12000Client(BASE, TOKEN, FAST) as ss:
         found = await ss.lookup_persons([str(everyone[1]["id"]).upper(), str(everyone[3]["id"])],
                                         civic_nos=["201304121237"], read_as=PersonIdentity)
+        asked = lookup.call_count  # the ids' body and the civic numbers' body, sent together
         again = await ss.lookup_persons([str(everyone[5]["id"])])
 
     assert sorted(p.id for p in found) == sorted(str(everyone[n]["id"]) for n in (1, 3, 4))
     assert [p.id for p in again] == [everyone[5]["id"]]
     # Each refusal is final (501 too: a retry cannot implement the endpoint); the second lookup went straight to paging.
-    assert lookup.call_count == 1 and listing.call_count == 2
+    assert asked == 2 and lookup.call_count == 2 and listing.call_count == 2
 
 
 @respx.mock

@@ -659,9 +659,10 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
     logger = get_run_logger()
     totals = BatchReport()
     try:
-        # Independent reads, read together: one round trip less for every run, however little it carries.
-        (grades_path, documents_path), units = await all_of(fetch_exports(systems, start, end, what, workdir),
-                                                            school_units_task(systems))
+        # Independent calls, made together: round trips less for every run, however little it carries.
+        (grades_path, documents_path), units, progress = await all_of(
+            fetch_exports(systems, start, end, what, workdir), school_units_task(systems),
+            artifacts.Progress.start(f"Betyg → Beda {party}: elever behandlade", every=PROGRESS_EVERY))
     except RemoteError as exc:
         message = f"nothing was read, nothing sent ({exc}); {totals.counts()}. The next run tries again."
         ledger.finish_run(run_id, "failed", {"failure": message})
@@ -678,7 +679,6 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
         message = f"the platform's answer could not be read, nothing sent ({sanitise(exc)}); {totals.counts()}."
         ledger.finish_run(run_id, "failed", {"failure": message})
         return Failed(message=message)
-    progress = await artifacts.Progress.start(f"Betyg → Beda {party}: elever behandlade", every=PROGRESS_EVERY)
     students = _Students(grades_path, documents, waiting)
     # The batches are asyncio code whose waiting overlaps in one loop: run in the flow's own loop (task runs
     # all the same) they share the run's clients, and spare the default runner's threads, which gained nothing
