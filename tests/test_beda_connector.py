@@ -103,6 +103,27 @@ async def test_token_is_fetched_once_and_reused() -> None:
     assert form == {"grant_type": "client_credentials", "client_id": "client", "client_secret": "secret"}
 
 
+async def test_a_token_fetched_ahead_serves_the_first_call_and_a_refusal_is_left_for_it() -> None:
+    with respx.mock(base_url=BASE) as mock:
+        token = mock.post("/oauth2/token").mock(return_value=token_answer("ahead"))
+        put = mock.put(STUDENT_PATH).mock(return_value=httpx.Response(200, json={"personnummer": STUDENT,
+                                                                                 "status": "GODKAND"}))
+        async with beda() as client:
+            await client.prefetch_token()
+            assert token.call_count == 1 and put.call_count == 0
+            await client.put_student(Merits(personnummer=STUDENT, kursbetyg=[grade()]))
+    assert token.call_count == 1 and put.calls[0].request.headers["Authorization"] == "Bearer ahead"
+
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        token = mock.post("/oauth2/token").mock(return_value=httpx.Response(401, json={"error": "invalid_client"}))
+        api = mock.post(BATCH_PATH)
+        async with beda() as client:
+            await client.prefetch_token()  # nothing raised here: the run has not asked Beda for anything yet
+            with pytest.raises(RemoteError, match="invalid_client"):
+                await client.send_batch([Merits(personnummer=STUDENT)])
+    assert token.call_count == 2 and api.call_count == 0
+
+
 async def test_token_is_refreshed_before_it_expires() -> None:
     with respx.mock(base_url=BASE) as mock:
         token = mock.post("/oauth2/token").mock(side_effect=[token_answer("one", 0), token_answer("two", 0)])

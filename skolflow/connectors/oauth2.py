@@ -8,6 +8,7 @@ because both systems' paths or bodies may carry a personnummer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,15 @@ class BearerSession:
                 raise
             raise type(exc)(self.system, exc.status_code, mask_text(exc.body), method=method,
                             url=shown_path) from None
+
+    async def prefetch(self) -> None:
+        """Fetch the token now, while the caller waits on something else, so the first call need not.
+
+        A failure is left for that call: it fetches again and raises it as it always would, or never meets
+        it if it is never made.
+        """
+        with contextlib.suppress(RemoteError):
+            await self._access_token()
 
     def _refused(self, exc: RemoteError) -> bool:
         """A 401 to an API call (not to the token request itself) refuses the token it carried."""

@@ -72,6 +72,10 @@ class BedaClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def prefetch_token(self) -> None:
+        """Fetch the token ahead of the first call (see :meth:`BearerSession.prefetch`)."""
+        await self._auth.prefetch()
+
     def _student_path(self, personnummer: str) -> str:
         return f"{API_PREFIX}/{self.party_orgnr}/elever/{personnummer}/meriter"
 
