@@ -42,15 +42,12 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+from prefect_warm import warm_up_prefect  # beside this script
 from spawned import first_answer  # benchmarks/spawned.py, beside this script
 
 RESULT_PREFIX = "BENCHMARK-RESULT "
 SEED = 2026
 WINDOW = dt.timedelta(days=14)  # the flow's default window on a first run
-# After the warm-up, before the clock: Prefect's log worker sends its batch every 2 s and the server's services
-# record the warm-up's events. A run started inside that tail met it on an SQLite server: "database is locked",
-# a 503 to the new flow run, and Prefect's client retried after 2 s (the stalls of round 2, below in the README).
-SETTLE_SECONDS = 3.0
 SANDBOX_START_TIMEOUT = 180.0
 VARIANTS = ("floor", "plain", "skolflow", "skolflow-again", "skolflow-nightly", "naive")
 NIGHTLY_SHARE = 0.02  # students changed between the first run and the nightly one
@@ -183,36 +180,6 @@ def reset_beda(beda_url: str) -> None:
 
 
 # The variants, each run in its own subprocess
-
-
-async def warm_up_prefect() -> float:
-    """Run a flow with one task and one artifact before the clock; return how long that first run took.
-
-    The first flow run of a process against a server that has just started pays for what both do once: the
-    server's first flow run, task run and artifact (about 0.3 s of its CPU here) and the client's first use of
-    Prefect's engine (its result storage, its lazy imports). A server in production has long been running, and
-    the plain variant's clock, too, starts after its process has loaded what it needs; so the flow's clock
-    starts after this, and after ``SETTLE_SECONDS`` more. What the run took is reported beside the rows
-    (``prefect_warm_up_seconds``).
-    """
-    from prefect import flow, task
-    from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
-    from prefect.cache_policies import NO_CACHE
-
-    @task(name="warm-up-task", cache_policy=NO_CACHE, persist_result=False)
-    async def nothing() -> None:
-        return None
-
-    @flow(name="benchmark-warm-up", persist_result=False)
-    async def warm_up() -> None:
-        await nothing()
-        await aupdate_progress_artifact(await acreate_progress_artifact(progress=0.0), progress=100.0)
-
-    started = time.perf_counter()
-    await warm_up()
-    seconds = time.perf_counter() - started
-    await asyncio.sleep(SETTLE_SECONDS)
-    return seconds
 
 
 async def skolflow_variant(args: argparse.Namespace) -> dict[str, Any]:
