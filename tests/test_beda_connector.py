@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from skolflow.connectors.beda.grade_scales import SCHOOL_FORMS
 from skolflow.connectors.beda.sandbox import BedaParty, create_app, create_app_for
 from skolflow.connectors.beda.validation import field_path, format_errors
 from skolflow.connectors.http import AnswerLost, HttpSettings, RemoteError, RetryPolicy
+from skolflow.connectors.oauth2 import BearerSession
 from skolflow.sandbox.dataset import Dataset, Person, generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
@@ -104,23 +106,39 @@ async def test_token_is_fetched_once_and_reused() -> None:
 
 
 async def test_a_token_fetched_ahead_serves_the_first_call_and_a_refusal_is_left_for_it() -> None:
+    asked = asyncio.Event()
+
+    def answers(*responses: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+        remaining = list(responses)
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            asked.set()
+            return remaining.pop(0)
+        return answer
+
     with respx.mock(base_url=BASE) as mock:
-        token = mock.post("/oauth2/token").mock(return_value=token_answer("ahead"))
+        token = mock.post("/oauth2/token").mock(side_effect=answers(token_answer("ahead")))
         put = mock.put(STUDENT_PATH).mock(return_value=httpx.Response(200, json={"personnummer": STUDENT,
                                                                                  "status": "GODKAND"}))
-        async with beda() as client:
-            await client.prefetch_token()
-            assert token.call_count == 1 and put.call_count == 0
+        async with beda() as client, client.token_ahead():
+            await asked.wait()  # the block's other work; the token is asked for meanwhile
+            assert put.call_count == 0
             await client.put_student(Merits(personnummer=STUDENT, kursbetyg=[grade()]))
     assert token.call_count == 1 and put.calls[0].request.headers["Authorization"] == "Bearer ahead"
 
+
+async def test_a_token_fetched_ahead_is_one_attempt_and_a_refusal_is_left_for_the_call() -> None:
     with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        token = mock.post("/oauth2/token").mock(return_value=httpx.Response(401, json={"error": "invalid_client"}))
+        # Beda down for the attempt ahead, then refusing the credentials: the call meets the refusal itself.
+        token = mock.post("/oauth2/token").mock(side_effect=[
+            httpx.Response(503), httpx.Response(401, json={"error": "invalid_client"})])
         api = mock.post(BATCH_PATH)
-        async with beda() as client:
-            await client.prefetch_token()  # nothing raised here: the run has not asked Beda for anything yet
+        async with httpx.AsyncClient(base_url=BASE) as http:
+            session = BearerSession("beda", http, FAST.retry, "client", "secret")
+            await session.fetch_ahead()  # nothing raised: nothing has asked Beda for anything yet
+            assert token.call_count == 1  # and not retried
             with pytest.raises(RemoteError, match="invalid_client"):
-                await client.send_batch([Merits(personnummer=STUDENT)])
+                await session.call("POST", BATCH_PATH, BATCH_PATH, json={"elever": []})
     assert token.call_count == 2 and api.call_count == 0
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,14 +77,28 @@ class BearerSession:
             raise type(exc)(self.system, exc.status_code, mask_text(exc.body), method=method,
                             url=shown_path) from None
 
-    async def prefetch(self) -> None:
-        """Fetch the token now, while the caller waits on something else, so the first call need not.
+    @contextlib.asynccontextmanager
+    async def ahead(self) -> AsyncIterator[None]:
+        """Fetch the token in the background while the block runs, so that its first call need not wait for it.
 
-        A failure is left for that call: it fetches again and raises it as it always would, or never meets
-        it if it is never made.
+        The call finds the token, or waits for the fetch under way. The fetch makes one attempt: a failure is left
+        to the first call, which fetches again with the usual retries, and a block that calls nothing never
+        meets it (the fetch is cancelled when the block ends).
         """
-        with contextlib.suppress(RemoteError):
-            await self._access_token()
+        fetch = asyncio.create_task(self.fetch_ahead())
+        try:
+            yield
+        finally:
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetch
+
+    async def fetch_ahead(self) -> None:
+        """One attempt at a token, unless one is held; a failure is left to the next call (see :meth:`ahead`)."""
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._token.refresh_at:
+                with contextlib.suppress(RemoteError):
+                    self._token = await self._fetch_token(dataclasses.replace(self._retry, attempts=1))
 
     def _refused(self, exc: RemoteError) -> bool:
         """A 401 to an API call (not to the token request itself) refuses the token it carried."""
@@ -100,7 +116,7 @@ class BearerSession:
                 token = self._token = await self._fetch_token()
             return token.value
 
-    async def _fetch_token(self) -> _Token:
+    async def _fetch_token(self, retry: RetryPolicy | None = None) -> _Token:
         data = {"grant_type": "client_credentials"}
         auth: httpx.BasicAuth | None = None
         if self._basic_auth:
@@ -109,8 +125,8 @@ class BearerSession:
             data |= {"client_id": self._client_id, "client_secret": self._client_secret}
         if self._scope:
             data["scope"] = self._scope
-        response = await request(self._client, self.system, "POST", self._token_path, retry=self._retry, data=data,
-                                 **({"auth": auth} if auth else {}))
+        response = await request(self._client, self.system, "POST", self._token_path, retry=retry or self._retry,
+                                 data=data, **({"auth": auth} if auth else {}))
         try:
             answer = TokenResponse.model_validate_json(response.text)
         except ValidationError:

@@ -161,6 +161,9 @@ async def open_clients(systems: Systems, party: str, dry_run: bool) -> AsyncIter
         beda = None if dry_run else await stack.enter_async_context(
             BedaClient(systems.beda.base_url, systems.beda.client_id, systems.beda.client_secret.get_secret_value(),
                        party, systems.http))
+        if beda is not None:
+            # Fetched while SS 12000 answers the first batch's lookups: a round trip less for a nightly run.
+            await stack.enter_async_context(beda.token_ahead())
         yield Clients(ss, beda)
 
 
@@ -379,9 +382,6 @@ async def _report_batch(students: list[StudentInput], clients: Clients, units: d
 
     persons: dict[str, ResolvedPerson] = {}
     unreachable = None
-    # Beda's token (one for the run) is fetched while SS 12000 answers: a round trip less for the first batch,
-    # which is most of a nightly run's batches.
-    signing_in = asyncio.create_task(clients.beda.prefetch_token()) if clients.beda is not None else None
     try:
         persons = await resolve_persons(clients.ss12000, (platform_id(s.student_id) for s in students))
     except (TransientError, RemoteError) as exc:
@@ -389,9 +389,6 @@ async def _report_batch(students: list[StudentInput], clients: Clients, units: d
         unreachable = f"SS 12000 answered {exc.status_code or 'nothing'}: {scrub(exc.body[:300])}"
         logger.error("batch of %d students not resolved, they wait: %s", len(students), unreachable)
         report.failure = unreachable
-    finally:
-        if signing_in is not None:
-            await signing_in
     civics = [p.civic_no for p in persons.values() if p.civic_no]
     previous = ledger.sent_state(PIPELINE, party, civics)
     authorised = frozenset(u.code for u in units.values() if u.code and same_orgnr(u.huvudman_orgnr, party))

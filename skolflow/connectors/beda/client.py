@@ -11,6 +11,7 @@ masked (``RemoteError`` would otherwise quote the URL and the remote body in ful
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TypeVar
 
 import httpx
@@ -72,9 +73,9 @@ class BedaClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def prefetch_token(self) -> None:
-        """Fetch the token ahead of the first call (see :meth:`BearerSession.prefetch`)."""
-        await self._auth.prefetch()
+    def token_ahead(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The token fetched while the block does other work (see :meth:`BearerSession.ahead`)."""
+        return self._auth.ahead()
 
     def _student_path(self, personnummer: str) -> str:
         return f"{API_PREFIX}/{self.party_orgnr}/elever/{personnummer}/meriter"
