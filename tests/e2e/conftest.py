@@ -127,12 +127,22 @@ def running_server(postgres_base_url: str, home: Path) -> Iterator[PrefectServer
             _wait_until_healthy(url, process, log)
             yield PrefectServer(url=url, database_url=database, home=home, log=log)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)  # its own session: the server and whatever it started
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_session(process)  # the server and whatever it started
+
+
+def stop_session(process: subprocess.Popen[bytes]) -> None:
+    """End a process started in a session of its own, and everything it started: SIGTERM, then SIGKILL after 30 s.
+
+    Prefect 3.8's worker does not always end on SIGTERM: in two full runs of the suite here it printed "Received
+    SIGINT" right after the run it was tested with had ended, and went on polling for runs. Left alive, it took
+    the runs a later test started on the same server.
+    """
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="package")

@@ -8,8 +8,6 @@ does the same with `prefect deploy --all` and the shipped prefect.yaml.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +23,7 @@ from skolflow.deployments import load
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 
-from .conftest import PrefectServer, clean_environment, run_skolflow, running_server
+from .conftest import PrefectServer, clean_environment, run_skolflow, running_server, stop_session
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -107,8 +105,7 @@ def test_deploy_then_a_process_worker_runs_the_nightly_deployment(deploy_server:
         assert held, "the worker's run delivered nothing to Beda"
     finally:
         if worker is not None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=30)
+            stop_session(worker)
         sandboxes.stop()
 
 
@@ -133,8 +130,7 @@ def test_serve_runs_the_deployments_in_one_process(deploy_server: PrefectServer,
         assert httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
     finally:
         if served is not None:
-            os.killpg(served.pid, signal.SIGTERM)
-            served.wait(timeout=30)
+            stop_session(served)
         sandboxes.stop()
 
 
@@ -176,6 +172,5 @@ def test_prefect_deploy_all_registers_the_deployments_file_and_a_worker_runs_one
         assert httpx.get(f"{sandboxes.urls['beda']}/_sandbox/state").json()["students"]
     finally:
         if worker is not None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=30)
+            stop_session(worker)
         sandboxes.stop()
