@@ -662,7 +662,7 @@ async def _report(systems: Systems, ledger: Ledger, settings: Settings, run_id: 
     logger = get_run_logger()
     totals = BatchReport()
     try:
-        # Independent calls, made together: round trips less for every run, however little it carries.
+        # Independent calls, made together: fewer round trips for every run, however little it carries.
         (grades_path, documents_path), units, progress = await all_of(
             fetch_exports(systems, start, end, what, workdir), school_units_task(systems),
             artifacts.Progress.start(f"Betyg → Beda {party}: elever behandlade", every=PROGRESS_EVERY))
