@@ -345,11 +345,12 @@ class _Sending:
                 if fresh:
                     self.report.sent += 1
                     self.open[record.id] = record
-                size = len(bulk_body([encode_record(record)]))
+                encoded = encode_record(record)
+                size = len(bulk_body([encoded]))
                 try:
                     if size > MAX_PAYLOAD_BYTES:
                         raise PayloadTooLarge
-                    full = chunker.add(record)
+                    full = chunker.add(record, len(encoded))
                 except PayloadTooLarge:
                     self.settle([(record, None, f"posten är {size} byte; DNP tar emot högst "
                                                 f"{min(MAX_PAYLOAD_BYTES, dnp.max_payload_bytes)} byte per anrop "
@@ -387,10 +388,11 @@ class _Sending:
             status = result.response.settled if result else "TooLarge" if too_large else "Failed"
             said = result.response.status if result else status  # as DNP wrote it, a status it does not list too
             shown = describe(record, self.people)
+            digest = record_hash(record)
             if status in ("Success", "Warning"):
                 report.accepted += 1
                 report.warnings += status == "Warning"
-                accepted[record.id] = (record_hash(record), record.to_wire())
+                accepted[record.id] = (digest, record.to_wire())
                 kind_of = Outcome.ACCEPTED
                 errors = _log(result.response.warnings) if result else []
                 if result and not result.response.known:
@@ -424,7 +426,7 @@ class _Sending:
             outcomes.append(RecordOutcome(run_id=self.run_id, pipeline=PIPELINE, scope=self.huvudman,
                                           record_key=record.id,
                                           source_key=shown.get("personnummer") or shown.get("namn", ""),
-                                          unit=self.kind, content_hash=record_hash(record), outcome=kind_of,
+                                          unit=self.kind, content_hash=digest, outcome=kind_of,
                                           errors=errors, request_body=encode_record(record).decode(),
                                           response_body=result.model_dump_json(by_alias=True) if result else None))
         self.ledger.record(outcomes)

@@ -176,12 +176,13 @@ class Chunker(Generic[R]):
         self._chunk: list[R] = []
         self._size = _ENVELOPE
 
-    def add(self, record: R) -> list[R] | None:
+    def add(self, record: R, length: int | None = None) -> list[R] | None:
         """The chunk that ``record`` does not fit in (``record`` starts the next), or None.
 
-        A record too large for any body raises :class:`PayloadTooLarge` (it can never be sent) and is not kept.
+        ``length``: the record's encoded length, when the caller has encoded it already. A record too large for
+        any body raises :class:`PayloadTooLarge` (it can never be sent) and is not kept.
         """
-        length = len(encode_record(record))
+        length = len(encode_record(record)) if length is None else length
         if _ENVELOPE + length > self.limit_bytes:
             raise PayloadTooLarge(f"one record is {length} bytes; DNP takes at most {self.limit_bytes} per call")
         added = length + (1 if self._chunk else 0)
