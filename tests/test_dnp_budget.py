@@ -36,13 +36,22 @@ from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES, activity_i
 from skolflow.connectors.dnp.sandbox import create_app
 from skolflow.connectors.http import HttpSettings, RateLimiter, RetryPolicy
 from skolflow.flows.dnp_provisioning import dnp_provisioning
-from skolflow.ledger import Outcome
+from skolflow.ledger import Ledger, Outcome
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
 from skolflow.tasks.dnp_mapping import activity_record_id
-from skolflow.tasks.dnp_steps import PIPELINE, STEPS, UNKNOWN_STATUS
+from skolflow.tasks.dnp_steps import (
+    PIPELINE,
+    STEPS,
+    UNKNOWN_STATUS,
+    _Sending,
+    batches_of,
+    job_pace,
+    record_hash,
+    scope_of,
+)
 from tests.remote import MOCKED_REMOTE
 from tests.serving import dnp_expected as expected
 from tests.serving import ledger, serving
@@ -102,6 +111,53 @@ def frozen(limiter: RateLimiter, waits: list[float], lock: threading.Lock | None
 
     limiter.clock = lambda: 0.0
     limiter.sleep = wait
+
+
+# --- a step's records on their way -------------------------------------------------------------------------------
+
+
+@respx.mock
+async def test_a_step_turns_each_record_into_json_once_and_keeps_the_bytes_dnp_received(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    people = [student(given_name=f"Elev {n}") for n in range(30)]
+    posted: list[bytes] = []
+    jobs: dict[str, list[str]] = {}
+
+    def submit(request: httpx.Request) -> httpx.Response:
+        posted.append(request.content)
+        job_id = uid()
+        jobs[job_id] = [record["id"] for record in json.loads(request.content)["data"]]
+        return accepted(job_id)
+
+    def status(request: httpx.Request) -> httpx.Response:
+        job_id = request.url.path.rsplit("/", 1)[-1]
+        return httpx.Response(200, json={"jobId": job_id, "responses": [
+            {"id": record_id, "response": {"status": "Success", "statusCode": 201}} for record_id in jobs[job_id]]})
+
+    respx.post(f"{BASE}/persons/bulk").mock(side_effect=submit)
+    respx.get(url__regex=rf"{BASE}/persons/bulk/jobs/[^/]+$").mock(side_effect=status)
+    turned = 0
+    to_wire = Person.to_wire
+
+    def counted(self: Person) -> dict[str, Any]:
+        nonlocal turned
+        turned += 1
+        return to_wire(self)
+
+    monkeypatch.setattr(Person, "to_wire", counted)
+    store = Ledger.shared(f"sqlite:///{tmp_path / 'ledger.db'}")
+    sending = _Sending("persons", {p.id: p for p in people}, "212000-0142", "run-1", store)
+    async with DnpClient(BASE, TOKEN, FAST, budget=RateBudget.of(1000, 1000), max_payload_bytes=4_000) as client:
+        job_pace(client).expected = 0.1
+        again = await sending.round(client, batches_of(people), fresh=True, last=True)
+
+    assert again == [] and sending.report.accepted == 30 and len(posted) > 1  # several chunks
+    assert turned == 30  # once per record: its chunk's size, the body, the ledger's request and content, the hash
+    sent = {record["id"]: record for body in posted for record in json.loads(body)["data"]}
+    outcomes = store.outcomes(PIPELINE, run_id="run-1")
+    assert {o.record_key: json.loads(o.request_body or "") for o in outcomes} == sent
+    held = store.sent_state(PIPELINE, scope_of("212000-0142", "persons"), list(sent))
+    assert {key: row.content_hash for key, row in held.items()} == {p.id: record_hash(p) for p in people}
 
 
 # --- one budget per process ---------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from skolflow.connectors.dnp.client import (
     PayloadTooLarge,
     TokenSource,
     bulk_body,
-    encode_record,
+    encode_wire,
 )
 from skolflow.connectors.dnp.models import Activity as DnpActivity
 from skolflow.connectors.dnp.models import AsynchronousResponse, Duty, Group, LogEntry, Person, RecordResult
@@ -45,6 +45,7 @@ from skolflow.connectors.http import HttpSettings
 from skolflow.errors import sanitise
 from skolflow.identity import mask, mask_text
 from skolflow.ledger import ApiCall, Ledger, Outcome, RecordOutcome
+from skolflow.ledger.store import OutcomeRow
 from skolflow.tasks.diff import content_hash
 
 PIPELINE = "dnp_provisioning"
@@ -120,10 +121,27 @@ def refused_records(refusals: Iterable[tuple[str, str]]) -> tuple[int, int]:
 
 def record_hash(record: Record) -> str:
     """What DNP holds of a record; ``meta`` and read-only fields are not content."""
-    wire = record.to_wire()
-    wire.pop("meta", None)
-    wire.pop("provisioningStatus", None)
-    return content_hash(wire)
+    return _content_hash(record.to_wire())
+
+
+def _content_hash(wire: dict[str, Any]) -> str:
+    return content_hash({key: value for key, value in wire.items() if key not in ("meta", "provisioningStatus")})
+
+
+@dataclass(slots=True)
+class _Wired:
+    """A record turned into JSON once, on its way into a chunk: its bytes (the size the chunk counts, the body
+    sent, the request kept in the ledger), the object DNP will hold and its hash. A step of 100,000 persons
+    made each of these several times over before, and that work held the loop the calls go out from."""
+
+    body: bytes
+    wire: dict[str, Any]
+    digest: str
+
+    @classmethod
+    def of(cls, record: Record) -> _Wired:
+        wire = record.to_wire()
+        return cls(encode_wire(wire), wire, _content_hash(wire))
 
 
 @dataclass
@@ -286,6 +304,7 @@ class _Sending:
         self.report = StepReport(kind)
         self.calls = _Calls(ledger, run_id, kind)
         self.open: dict[str, Record] = {}  # handed over, no outcome yet
+        self.wired: dict[str, _Wired] = {}  # open records as they are sent
 
     async def round(self, dnp: DnpClient, batches: AsyncIterator[Sequence[Record]], *, fresh: bool,
                     last: bool) -> list[Record]:
@@ -345,12 +364,12 @@ class _Sending:
                 if fresh:
                     self.report.sent += 1
                     self.open[record.id] = record
-                encoded = encode_record(record)
-                size = len(bulk_body([encoded]))
+                wired = self.wired.get(record.id) or self.wired.setdefault(record.id, _Wired.of(record))
+                size = len(bulk_body([wired.body]))
                 try:
                     if size > MAX_PAYLOAD_BYTES:
                         raise PayloadTooLarge
-                    full = chunker.add(record, len(encoded))
+                    full = chunker.add(record, len(wired.body))
                 except PayloadTooLarge:
                     self.settle([(record, None, f"posten är {size} byte; DNP tar emot högst "
                                                 f"{min(MAX_PAYLOAD_BYTES, dnp.max_payload_bytes)} byte per anrop "
@@ -364,8 +383,8 @@ class _Sending:
     async def submit(self, dnp: DnpClient, chunk: Sequence[Record]) -> list[_Job]:
         """POST one chunk (halved on 413); the jobs DNP accepted."""
         jobs: list[_Job] = []
-        async for sent, outcome in dnp.submit_halving(self.kind, chunk, update_if_exists=True):
-            body = bulk_body([encode_record(r) for r in sent])
+        async for sent, outcome in dnp.submit_halving(self.kind, chunk, update_if_exists=True, encode=self._body):
+            body = bulk_body([self._body(r) for r in sent])
             path = f"/{self.kind}/bulk?updateIfExists=true"
             if isinstance(outcome, DnpError):
                 self.calls.add("POST", path, outcome.status_code, body.decode(), outcome.body)
@@ -378,21 +397,25 @@ class _Sending:
             jobs.append((outcome, time.monotonic(), sent))
         return jobs
 
+    def _body(self, record: Record) -> bytes:
+        return self.wired[record.id].body
+
     def settle(self, answered: Sequence[tuple[Record, RecordResult | None, str | None]]) -> None:
         """Each record's outcome (DNP's answer; None without one, with why no body could carry it if so), counted,
         shown, and written to the ledger with what DNP now holds, in one write."""
         report = self.report
-        outcomes, accepted = [], {}
+        outcomes: list[OutcomeRow] = []
+        accepted: dict[str, tuple[str, dict[str, Any]]] = {}
         for record, result, too_large in answered:
             self.open.pop(record.id, None)
+            wired = self.wired.pop(record.id, None) or _Wired.of(record)  # none: the step stopped before its chunk
             status = result.response.settled if result else "TooLarge" if too_large else "Failed"
             said = result.response.status if result else status  # as DNP wrote it, a status it does not list too
             shown = describe(record, self.people)
-            digest = record_hash(record)
             if status in ("Success", "Warning"):
                 report.accepted += 1
                 report.warnings += status == "Warning"
-                accepted[record.id] = (digest, record.to_wire())
+                accepted[record.id] = (wired.digest, wired.wire)
                 kind_of = Outcome.ACCEPTED
                 errors = _log(result.response.warnings) if result else []
                 if result and not result.response.known:
@@ -423,12 +446,12 @@ class _Sending:
                 message = "; ".join(f"{e['kod']} {e['meddelande']}" for e in errors)
                 report.rows.append({"status": f"{STATUS_MARK.get(status, '')} {said}".strip(), **shown,
                                     "meddelande": message})
-            outcomes.append(RecordOutcome(run_id=self.run_id, pipeline=PIPELINE, scope=self.huvudman,
-                                          record_key=record.id,
-                                          source_key=shown.get("personnummer") or shown.get("namn", ""),
-                                          unit=self.kind, content_hash=digest, outcome=kind_of,
-                                          errors=errors, request_body=encode_record(record).decode(),
-                                          response_body=result.model_dump_json(by_alias=True) if result else None))
+            outcomes.append({"run_id": self.run_id, "pipeline": PIPELINE, "scope": self.huvudman,
+                             "record_key": record.id, "unit": self.kind,
+                             "source_key": shown.get("personnummer") or shown.get("namn", ""),
+                             "content_hash": wired.digest, "outcome": kind_of.value, "errors": errors,
+                             "request_body": wired.body.decode(),
+                             "response_body": result.model_dump_json(by_alias=True) if result else None})
         self.ledger.record(outcomes)
         self.ledger.accept(PIPELINE, scope_of(self.huvudman, self.kind), self.run_id, accepted)
 

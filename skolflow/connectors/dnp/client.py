@@ -160,6 +160,11 @@ def encode_record(record: Record) -> bytes:
     wire = record.to_wire() if hasattr(record, "to_wire") else (
         record.model_dump(mode="json", by_alias=True, exclude_none=True) if isinstance(record, BaseModel)
         else dict(record))
+    return encode_wire(wire)
+
+
+def encode_wire(wire: Mapping[str, Any]) -> bytes:
+    """A record's JSON object as it travels (:func:`encode_record` of a record already turned into one)."""
     return json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -313,10 +318,14 @@ class DnpClient:
             return False
         return True
 
-    async def submit(self, kind: Kind, records: Sequence[Record], *, update_if_exists: bool = False) -> str:
-        """``POST /{kind}/bulk``: create (or, with ``update_if_exists``, create or update); the job's id."""
+    async def submit(self, kind: Kind, records: Sequence[R], *, update_if_exists: bool = False,
+                     encode: Callable[[R], bytes] = encode_record) -> str:
+        """``POST /{kind}/bulk``: create (or, with ``update_if_exists``, create or update); the job's id.
+
+        ``encode``: each record's bytes, for a caller that has encoded them already (to size its chunks).
+        """
         params = {"updateIfExists": "true" if update_if_exists else "false"}
-        return await self._send_bulk("POST", f"/{kind}/bulk", [encode_record(r) for r in records], params)
+        return await self._send_bulk("POST", f"/{kind}/bulk", [encode(r) for r in records], params)
 
     async def update(self, kind: Kind, records: Sequence[Record]) -> str:
         """``PUT /{kind}/bulk``: update records DNP already holds; the job's id."""
@@ -340,16 +349,17 @@ class DnpClient:
                 job_ids.append(outcome)
         return job_ids
 
-    async def submit_halving(self, kind: Kind, records: Sequence[R], *, update_if_exists: bool = False
+    async def submit_halving(self, kind: Kind, records: Sequence[R], *, update_if_exists: bool = False,
+                             encode: Callable[[R], bytes] = encode_record
                              ) -> AsyncIterator[tuple[Sequence[R], str | DnpError]]:
         """``POST /{kind}/bulk`` of ``records``, halved for as long as DNP answers 413 (code 5020).
 
         Yields each call made, in order: the records sent and the job's id, or the 413 refusal (after which the
         two halves follow). A lone record refused is yielded with its refusal and not sent again: no body can
-        carry it. Any other refusal is raised.
+        carry it. Any other refusal is raised. ``encode`` as for :meth:`submit`.
         """
         try:
-            job_id = await self.submit(kind, records, update_if_exists=update_if_exists)
+            job_id = await self.submit(kind, records, update_if_exists=update_if_exists, encode=encode)
         except DnpError as exc:
             if exc.status_code != 413 or exc.transient:
                 raise
@@ -357,7 +367,8 @@ class DnpClient:
             if len(records) > 1:
                 half = len(records) // 2
                 for part in (records[:half], records[half:]):
-                    async for sent in self.submit_halving(kind, part, update_if_exists=update_if_exists):
+                    async for sent in self.submit_halving(kind, part, update_if_exists=update_if_exists,
+                                                          encode=encode):
                         yield sent
             return
         yield records, job_id
