@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -109,6 +110,43 @@ async def test_persons_follows_page_token_to_the_end_with_only_token_and_limit()
                                       "limit": "2"}
     assert [dict(r.url.params) for r in later] == [{"pageToken": "p2", "limit": "2"}, {"pageToken": "p3", "limit": "2"}]
     assert all(call.request.headers["Authorization"] == f"Bearer {TOKEN}" for call in route.calls)
+
+
+def _three_pages(request: httpx.Request) -> httpx.Response:
+    pages = {None: ([0, 1], "p2"), "p2": ([2, 3], "p3"), "p3": ([4], None)}
+    data, token = pages[request.url.params.get("pageToken")]
+    return httpx.Response(200, json={"data": [_person(n) for n in data], **({"pageToken": token} if token else {})})
+
+
+@respx.mock
+async def test_the_next_page_is_asked_for_while_the_reader_is_still_on_this_one() -> None:
+    route = respx.get(f"{BASE}/persons").mock(side_effect=_three_pages)
+    async with SS12000Client(BASE, TOKEN, FAST, page_size=2) as ss:
+        listing = ss.persons()
+        first = await anext(listing)
+        for _ in range(20):  # the reader works on its first person; the client's request runs meanwhile
+            await asyncio.sleep(0)
+        asked_while_reading = route.call_count
+        rest = [p async for p in listing]
+
+    assert first.id.endswith("0") and [p.id[-1] for p in rest] == ["1", "2", "3", "4"]
+    assert asked_while_reading == 2
+    assert route.call_count == 3  # each page once, none after the last
+
+
+@respx.mock
+async def test_a_reader_that_stops_early_leaves_no_page_request_behind() -> None:
+    route = respx.get(f"{BASE}/persons").mock(side_effect=_three_pages)
+    async with SS12000Client(BASE, TOKEN, FAST, page_size=2) as ss:
+        async with contextlib.aclosing(ss.persons()) as listing:
+            async for _ in listing:
+                break
+        for _ in range(20):
+            await asyncio.sleep(0)
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert route.call_count <= 2  # the first page, and at most the one asked for ahead, which was cancelled
+    assert pending == []
 
 
 @respx.mock

@@ -28,6 +28,7 @@ messages: the URL is passed to ``request`` without its query) or in a lookup bod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -71,8 +72,14 @@ from skolflow.errors import MODEL_CONTEXT, SafeError, sanitise, scrub
 from skolflow.identity import InvalidIdentity, mask_text
 
 SYSTEM = "ss12000"
+# The records asked for per page (``limit``). Without it the contract has the server return "as many as
+# possible"; a server may return fewer than asked. Each page is a round trip on a chain no reader can run in
+# parallel (the next pageToken comes with the page), so 40,000 persons in pages of 100 are 400 links; in pages
+# of 1,000 (about 1 MB of JSON) they are 40, and the first load of DNP provisioning read its source in 17 s
+# instead of 28–31 s.
+PAGE_SIZE = 1000
 # The contract sets no limit on a lookup body but answers 503 when "the answer is too big for the
-# server"; 100 values per call keeps each answer about the size of one page.
+# server"; 100 values per call keeps each answer small.
 LOOKUP_CHUNK_SIZE = 100
 # A lookup of more ids than one body holds sends its bodies this many at a time: a batch of 1,000 students
 # waits for 3 round trips instead of 10, and the server sees no more at once than a few readers would send.
@@ -375,7 +382,7 @@ class SS12000Client:
         token: str,
         http: HttpSettings | None = None,
         *,
-        page_size: int | None = 100,
+        page_size: int | None = PAGE_SIZE,
         lookup_chunk_size: int = LOOKUP_CHUNK_SIZE,
     ):
         if lookup_chunk_size < 1:
@@ -419,22 +426,34 @@ class SS12000Client:
         """Yield every page of a paged endpoint, following ``pageToken`` to the end.
 
         The contract forbids combining ``pageToken`` with the filters (it stands for them), so later
-        pages send only the token and ``limit``.
+        pages send only the token and ``limit``. The next page is asked for before a page is handed on, so the
+        server prepares it while the reader works through this one: a listing of tens of thousands of persons
+        is a chain of hundreds of pages, and each link would otherwise wait for both.
         """
         limit = _query(limit=self.page_size)
-        params: dict[str, QueryValue] = {**query, **limit}
         seen: set[str] = set()
-        while True:
-            response = await self._call("GET", path, params=params)
-            page = _validated(lambda content: page_type.model_validate(_list_as_page(content)), response, path)
-            yield page
-            token = getattr(page, "pageToken", None)
-            if not token:
-                return
-            if token in seen:
-                raise PagingError(f"{SYSTEM} repeated a pageToken on GET {path}")
-            seen.add(token)
-            params = {"pageToken": token, **limit}
+        ahead: asyncio.Future[httpx.Response] | None = None
+        try:
+            response = await self._call("GET", path, params={**query, **limit})
+            while True:
+                page = _validated(lambda content: page_type.model_validate(_list_as_page(content)), response, path)
+                token = getattr(page, "pageToken", None)
+                repeated = bool(token) and token in seen
+                if token and not repeated:
+                    seen.add(token)
+                    ahead = asyncio.ensure_future(self._call("GET", path, params={"pageToken": token, **limit}))
+                yield page
+                if not token:
+                    return
+                if repeated:
+                    raise PagingError(f"{SYSTEM} repeated a pageToken on GET {path}")
+                assert ahead is not None
+                response, ahead = await ahead, None
+        finally:
+            if ahead is not None:  # the reader stopped early, or failed: the page asked for ahead is not wanted
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
 
     async def _pages(self, path: str, model: type[Item], query: Mapping[str, QueryValue],
                      checks: Iterable[Check | None] = ()) -> AsyncIterator[Item]:
