@@ -20,6 +20,7 @@ from skolflow.connectors.dnp import opendata_sandbox as dnp_opendata_sandbox
 from skolflow.connectors.dnp import sandbox as dnp_sandbox
 from skolflow.connectors.haldor import sandbox as haldor_sandbox
 from skolflow.connectors.skola24 import sandbox as skola24_sandbox
+from skolflow.connectors.ss12000 import client as ss12000_client
 from skolflow.connectors.ss12000 import sandbox as ss12000_sandbox
 from skolflow.connectors.udir import sandbox as udir_sandbox
 from skolflow.sandbox import webhook
@@ -92,7 +93,8 @@ def apps(dataset: Dataset, timetable: Timetable, issuer: dnp_auth_sandbox.TokenI
     issuer = issuer or dnp_auth_sandbox.TokenIssuer()
     return {
         "platform": platform_app(dataset),
-        "ss12000": ss12000_sandbox.create_app(dataset, SS12000_TOKEN),
+        # Pages as large as skolflow asks for, as a server that returns "as many as possible" does.
+        "ss12000": ss12000_sandbox.create_app(dataset, SS12000_TOKEN, page_size_max=ss12000_client.PAGE_SIZE),
         "beda": beda_sandbox.create_app_for(dataset, BEDA_CLIENT_ID, BEDA_CLIENT_SECRET),
         "skola24": skola24_sandbox.create_app(timetable),
         "haldor": haldor_sandbox.create_app_for(dataset, HALDOR_CLIENT_ID, HALDOR_CLIENT_SECRET,
