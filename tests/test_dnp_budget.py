@@ -46,6 +46,7 @@ from skolflow.tasks.dnp_steps import (
     PIPELINE,
     STEPS,
     UNKNOWN_STATUS,
+    _LedgerWriter,
     _Sending,
     batches_of,
     job_pace,
@@ -150,6 +151,8 @@ async def test_a_step_turns_each_record_into_json_once_and_keeps_the_bytes_dnp_r
     async with DnpClient(BASE, TOKEN, FAST, budget=RateBudget.of(1000, 1000), max_payload_bytes=4_000) as client:
         job_pace(client).expected = 0.1
         again = await sending.round(client, batches_of(people), fresh=True, last=True)
+    await sending.write.flush()  # the ledger's writes run on their own thread; a step ends with this
+    sending.write.close()
 
     assert again == [] and sending.report.accepted == 30 and len(posted) > 1  # several chunks
     assert turned == 30  # once per record: its chunk's size, the body, the ledger's request and content, the hash
@@ -158,6 +161,23 @@ async def test_a_step_turns_each_record_into_json_once_and_keeps_the_bytes_dnp_r
     assert {o.record_key: json.loads(o.request_body or "") for o in outcomes} == sent
     held = store.sent_state(PIPELINE, scope_of("212000-0142", "persons"), list(sent))
     assert {key: row.content_hash for key, row in held.items()} == {p.id: record_hash(p) for p in people}
+
+
+async def test_a_step_s_ledger_writes_keep_their_order_and_a_failed_one_is_raised_when_the_step_ends() -> None:
+    writer = _LedgerWriter("test-ledger")
+    written: list[int] = []
+
+    def broken() -> None:
+        raise OSError("disk I/O error")
+
+    writer(written.append, 1)
+    writer(broken)
+    writer(written.append, 2)
+    with pytest.raises(OSError, match="disk I/O error"):
+        await writer.flush()
+    writer.close()
+
+    assert written == [1, 2]  # what came after the failed write is written all the same
 
 
 # --- one budget per process ---------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -199,18 +200,46 @@ def _log(entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
              "allvarlighet": e.severity_level} for e in entries]
 
 
-class _Calls:
-    """Every call of a step into the ledger, as it happens."""
+class _LedgerWriter:
+    """A step's ledger writes, in the order given, on a thread of their own.
 
-    def __init__(self, ledger: Ledger, run_id: str, kind: str):
+    Each write is a transaction (a job's outcomes, what DNP now holds, one call), and on SQLite each waits for
+    the disk; on the event loop they held up the calls to DNP and the source's pages, and so did the interpreter
+    lock they give up and take back for every row while another thread maps. :meth:`flush` waits for every write
+    so far and raises the first that failed: a step has not ended before its outcomes are in the ledger.
+    """
+
+    def __init__(self, name: str):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: list[Future[None]] = []
+
+    def __call__(self, write: Callable[..., None], *args: Any) -> None:
+        self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
+        self._pending.append(self._pool.submit(write, *args))
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for done in pending:
+            await asyncio.wrap_future(done)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+class _Calls:
+    """Every call of a step into the ledger, as it happens (through ``write``, when the step has a writer)."""
+
+    def __init__(self, ledger: Ledger, run_id: str, kind: str, write: Callable[..., None] | None = None):
         self.ledger, self.run_id, self.kind, self.count = ledger, run_id, kind, 0
+        self.write = write or (lambda call, *args: call(*args))
 
     def add(self, method: str, path: str, status: int | None, request: str | None, response: str | None,
             reference: str = "") -> None:
         self.count += 1
-        self.ledger.record_call(ApiCall(run_id=self.run_id, pipeline=PIPELINE, step=self.kind, method=method,
-                                        path=path, status_code=status, reference=reference, request_body=request,
-                                        response_body=response))
+        self.write(self.ledger.record_call, ApiCall(run_id=self.run_id, pipeline=PIPELINE, step=self.kind,
+                                                    method=method, path=path, status_code=status,
+                                                    reference=reference, request_body=request,
+                                                    response_body=response))
 
 
 @dataclass
@@ -302,7 +331,8 @@ class _Sending:
     def __init__(self, kind: Kind, people: dict[str, Person], huvudman: str, run_id: str, ledger: Ledger):
         self.kind, self.people, self.huvudman, self.run_id, self.ledger = kind, people, huvudman, run_id, ledger
         self.report = StepReport(kind)
-        self.calls = _Calls(ledger, run_id, kind)
+        self.write = _LedgerWriter(f"dnp-ledger-{kind}")
+        self.calls = _Calls(ledger, run_id, kind, self.write)
         self.open: dict[str, Record] = {}  # handed over, no outcome yet
         self.wired: dict[str, _Wired] = {}  # open records as they are sent
 
@@ -402,7 +432,7 @@ class _Sending:
 
     def settle(self, answered: Sequence[tuple[Record, RecordResult | None, str | None]]) -> None:
         """Each record's outcome (DNP's answer; None without one, with why no body could carry it if so), counted,
-        shown, and written to the ledger with what DNP now holds, in one write."""
+        shown, and written to the ledger with what DNP now holds (by :attr:`write`)."""
         report = self.report
         outcomes: list[OutcomeRow] = []
         accepted: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -452,8 +482,8 @@ class _Sending:
                              "content_hash": wired.digest, "outcome": kind_of.value, "errors": errors,
                              "request_body": wired.body.decode(),
                              "response_body": result.model_dump_json(by_alias=True) if result else None})
-        self.ledger.record(outcomes)
-        self.ledger.accept(PIPELINE, scope_of(self.huvudman, self.kind), self.run_id, accepted)
+        self.write(self.ledger.record, outcomes)
+        self.write(self.ledger.accept, PIPELINE, scope_of(self.huvudman, self.kind), self.run_id, accepted)
 
 
 @task(name="dnp-send", cache_policy=NO_CACHE, persist_result=False)
@@ -465,21 +495,26 @@ async def send_records(dnp: Dnp, kind: Kind, records: Sequence[Record] | AsyncIt
     sending = _Sending(kind, people, huvudman, run_id, Ledger.shared(database_url))
     report = sending.report
     try:
-        async with dnp.client() as client:
-            pending = await sending.round(client, batches_of(records), fresh=True, last=TEMPORARY_ROUNDS == 0)
-            for attempt in range(1, TEMPORARY_ROUNDS + 1):
-                if not pending:
-                    break
-                logger.warning("%s: %d records answered TemporaryError, sending them again", kind, len(pending))
-                await asyncio.sleep(min(2.0 ** (attempt - 1), 10.0))
-                pending = await sending.round(client, batches_of(pending), fresh=False,
-                                              last=attempt == TEMPORARY_ROUNDS)
-    except (DnpError, TimeoutError) as exc:
-        report.failure = str(sanitise(exc))[:500]
-        logger.error("%s step stopped: %s", kind, report.failure)
+        try:
+            async with dnp.client() as client:
+                pending = await sending.round(client, batches_of(records), fresh=True,
+                                              last=TEMPORARY_ROUNDS == 0)
+                for attempt in range(1, TEMPORARY_ROUNDS + 1):
+                    if not pending:
+                        break
+                    logger.warning("%s: %d records answered TemporaryError, sending them again", kind, len(pending))
+                    await asyncio.sleep(min(2.0 ** (attempt - 1), 10.0))
+                    pending = await sending.round(client, batches_of(pending), fresh=False,
+                                                  last=attempt == TEMPORARY_ROUNDS)
+        except (DnpError, TimeoutError) as exc:
+            report.failure = str(sanitise(exc))[:500]
+            logger.error("%s step stopped: %s", kind, report.failure)
+        finally:
+            report.calls = sending.calls.count
+        sending.settle([(record, None, None) for record in list(sending.open.values())])
+        await sending.write.flush()
     finally:
-        report.calls = sending.calls.count
-    sending.settle([(record, None, None) for record in list(sending.open.values())])
+        sending.write.close()  # what was handed to it is still written
     if report.failed or report.failure:
         report.status = "failed"
         report.failure = report.failure or f"{report.failed} records without a final answer from DNP"
