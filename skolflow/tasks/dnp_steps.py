@@ -203,9 +203,9 @@ def _log(entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
 class _LedgerWriter:
     """A step's ledger writes, in the order given, on a thread of their own.
 
-    Each write is a transaction (a job's outcomes, what DNP now holds, one call), and on SQLite each waits for
-    the disk; on the event loop they held up the calls to DNP and the source's pages, and so did the interpreter
-    lock they give up and take back for every row while another thread maps. :meth:`flush` waits for every write
+    Each write is a transaction (a job's outcomes, what DNP now holds, one call). On the event loop they held up
+    the calls to DNP and the source's pages, most of all while another thread maps: SQLite gives up the
+    interpreter lock for every row and then waits its turn to take it back. :meth:`flush` waits for every write
     so far and raises the first that failed: a step has not ended before its outcomes are in the ledger.
     """
 

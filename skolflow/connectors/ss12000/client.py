@@ -74,9 +74,8 @@ from skolflow.identity import InvalidIdentity, mask_text
 SYSTEM = "ss12000"
 # The records asked for per page (``limit``). Without it the contract has the server return "as many as
 # possible"; a server may return fewer than asked. Each page is a round trip on a chain no reader can run in
-# parallel (the next pageToken comes with the page), so 40,000 persons in pages of 100 are 400 links; in pages
-# of 1,000 (about 1 MB of JSON) they are 40, and the first load of DNP provisioning read its source in 17 s
-# instead of 28–31 s.
+# parallel (the next pageToken comes with the page): 40,000 persons in pages of 100 are 400 round trips one after
+# another, in pages of 1,000 (about 1 MB of JSON) 40 (benchmarks/README.md § DNP provisioning).
 PAGE_SIZE = 1000
 # The contract sets no limit on a lookup body but answers 503 when "the answer is too big for the
 # server"; 100 values per call keeps each answer small.
