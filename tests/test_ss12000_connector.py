@@ -150,6 +150,30 @@ async def test_a_reader_that_stops_early_leaves_no_page_request_behind() -> None
 
 
 @respx.mock
+async def test_a_large_page_lets_other_work_on_the_loop_go_while_it_is_read() -> None:
+    respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": [_person(n) for n in range(250)]}))
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with SS12000Client(BASE, TOKEN, FAST) as ss:
+        listing = ss.persons()
+        await anext(listing)
+        other = asyncio.ensure_future(other_work())
+        await asyncio.sleep(0)
+        at_first = turns
+        rest = [p async for p in listing]  # the rest of the one page: nothing in this loop waits on anything
+        other.cancel()
+
+    assert len(rest) == 249
+    assert turns - at_first >= 2  # a turn every RECORDS_PER_TURN records of the page
+
+
+@respx.mock
 async def test_organisations_filters_are_sent_as_the_contract_names_them() -> None:
     route = respx.get(f"{BASE}/organisations").mock(return_value=httpx.Response(200, json={"data": [_org(1)]}))
     after = dt.datetime(2023, 3, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))

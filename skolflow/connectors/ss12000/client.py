@@ -77,6 +77,9 @@ SYSTEM = "ss12000"
 # parallel (the next pageToken comes with the page): 40,000 persons in pages of 100 are 400 round trips one after
 # another, in pages of 1,000 (about 1 MB of JSON) 40 (benchmarks/README.md § DNP provisioning).
 PAGE_SIZE = 1000
+# Validating a page of 1,000 records takes a tenth of a second or more, which the event loop's other work (calls
+# on a rate limit, the other listings) would otherwise wait for: it gets a turn every this many records.
+RECORDS_PER_TURN = 100
 # The contract sets no limit on a lookup body but answers 503 when "the answer is too big for the
 # server"; 100 values per call keeps each answer small.
 LOOKUP_CHUNK_SIZE = 100
@@ -464,7 +467,9 @@ class SS12000Client:
         judged = [check for check in checks if check is not None]
         seen: set[str] = set()
         async for page in self._page_bodies(path, Page, query):
-            for raw in page.data:
+            for index, raw in enumerate(page.data, 1):
+                if index % RECORDS_PER_TURN == 0:
+                    await asyncio.sleep(0)
                 key = _raw_id(raw)
                 if key is not None and key in seen:
                     continue
