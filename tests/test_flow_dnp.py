@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import prefect.futures
 import pytest
 
 from skolflow.connectors.dnp.opendata import DEFAULT_TEST_ACTIVITIES, activity_id
@@ -20,7 +21,7 @@ from skolflow.ledger import Outcome
 from skolflow.sandbox import dataset as ds
 from skolflow.sandbox import systems
 from skolflow.tasks.dnp_mapping import activity_record_id
-from skolflow.tasks.dnp_steps import PIPELINE, STEPS
+from skolflow.tasks.dnp_steps import PIPELINE, STEPS, StepReport
 from tests.serving import dnp_expected as expected
 from tests.serving import dnp_held as held
 from tests.serving import ledger, serving
@@ -59,6 +60,30 @@ async def test_a_run_provisions_every_step_and_the_next_sends_nothing(sandboxes:
     second = summary()
     assert all(second[k]["sent"] == 0 and second[k]["calls"] == 0 for k in STEPS)
     assert [second[k]["unchanged"] for k in STEPS] == [len(want[k]) for k in STEPS]
+
+
+async def test_prefect_does_not_walk_a_step_s_report(sandboxes: systems.Sandboxes,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefect looks for futures in whatever a task or flow returns, every row of it: a step's report (up to 5,000
+    table rows) leaves its task and its subflow quoted, so that walk never reaches it."""
+    walked: list[Any] = []
+    reports: list[str] = []
+    collect = prefect.futures._collect_futures
+
+    def counted(futures: set[Any], expr: Any, context: Any) -> Any:
+        if isinstance(expr, StepReport):
+            reports.append(expr.kind)
+        if isinstance(expr, dict) and "meddelande" in expr:  # a row of a report's table
+            walked.append(expr)
+        return collect(futures, expr, context)
+
+    monkeypatch.setattr(prefect.futures, "_collect_futures", counted)
+    state = await provision(sandboxes)
+
+    assert state.is_completed(), state.message
+    assert all(summary()[kind]["accepted"] for kind in STEPS)  # the reports reached the run unquoted
+    assert set(reports) == set(STEPS)  # Prefect met each report, at the door
+    assert walked == []
 
 
 async def test_a_changed_person_is_the_only_record_sent_again(sandboxes: systems.Sandboxes) -> None:

@@ -89,13 +89,13 @@ def _step_name() -> str:
 
 @flow(name="dnp-step", flow_run_name=_step_name, persist_result=False)
 async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, dnp_block: str | None = None,
-                         confirm_production: bool = False, also_unchanged: int = 0) -> StepReport:
+                         confirm_production: bool = False, also_unchanged: int = 0) -> quote[StepReport]:
     """One step: unchanged records stay, changed ones are sent and followed to DNP's answer.
 
     The records come as a list, or (the persons of a whole read) as a :class:`PersonFeed` while the source is
     read: then each batch is compared and sent as it comes. ``also_unchanged``: records DNP holds that an
     incremental read did not hand over (their source did not change), counted unchanged so that a step's counts
-    mean the same whichever way the source was read.
+    mean the same whichever way the source was read. The report is quoted, as ``send_records`` says why.
     """
     logger = get_run_logger()
     settings = Settings.from_env()
@@ -108,17 +108,19 @@ async def provision_step(kind: Kind, huvudman: str, run_id: str, dry_run: bool, 
         to_send = [record async for batch in changed for record in batch]
         logger.info("%s: %d records, %d changed since DNP last accepted them", kind, diff.records, diff.changed)
         if dry_run:
-            return StepReport(kind, status="planned", sent=diff.changed, unchanged=diff.unchanged + also_unchanged)
+            return quote(StepReport(kind, status="planned", sent=diff.changed,
+                                    unchanged=diff.unchanged + also_unchanged))
         if not to_send:
-            return StepReport(kind, unchanged=diff.unchanged + also_unchanged)
+            return quote(StepReport(kind, unchanged=diff.unchanged + also_unchanged))
     dnp = Dnp(DnpCredentials.resolve(dnp_block), settings.http(confirm_production))
     # quote: Prefect would otherwise walk every record and every person looking for futures (seconds per step).
-    report = await send_records(dnp, kind, quote(to_send), quote(people), huvudman, run_id, settings.database_url)
+    report = (await send_records(dnp, kind, quote(to_send), quote(people), huvudman, run_id,
+                                 settings.database_url)).unquote()
     if isinstance(records, PersonFeed):
         logger.info("%s: %d records as read, %d changed since DNP last accepted them", kind, diff.records,
                     diff.changed)
     report.unchanged = diff.unchanged + also_unchanged
-    return report
+    return quote(report)
 
 
 @dataclass
@@ -391,9 +393,9 @@ async def _steps(dnp: Dnp, settings: Settings, ledger: Ledger, run_id: str, orgn
     async def step(kind: Kind, records: list[Record] | PersonFeed, also_unchanged: int = 0) -> StepReport:
         _HANDOVER[(run_id, kind)] = (records, people)
         try:
-            return await provision_step(kind=kind, huvudman=orgnr, run_id=run_id, dry_run=dry_run,
-                                        dnp_block=dnp_block, confirm_production=dnp.http.door.confirm_production,
-                                        also_unchanged=also_unchanged)
+            return (await provision_step(kind=kind, huvudman=orgnr, run_id=run_id, dry_run=dry_run,
+                                         dnp_block=dnp_block, confirm_production=dnp.http.door.confirm_production,
+                                         also_unchanged=also_unchanged)).unquote()
         finally:
             _HANDOVER.pop((run_id, kind), None)
 
@@ -463,7 +465,8 @@ async def _steps(dnp: Dnp, settings: Settings, ledger: Ledger, run_id: str, orgn
             if gone:  # the content (for labels) only of what goes: all of it is tens of megabytes
                 held = ledger.sent_state(PIPELINE, scope_of(orgnr, kind), gone)
                 labels = {key: _label(kind, held[key].content) for key in gone}
-                deletions[kind] = await delete_records(dnp, kind, gone, labels, orgnr, run_id, settings.database_url)
+                deletions[kind] = (await delete_records(dnp, kind, gone, labels, orgnr, run_id,
+                                                        settings.database_url)).unquote()
         rows = [{"steg": STEP_LABELS[k], **row} for k, r in deletions.items() for row in r.rows]
         await artifacts.table(artifacts.artifact_key("dnp", orgnr, "borttagna"), rows,
                               "Borttagna ur DNP: lämnade källan (SS 12000)")

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from skolflow.blocks import DnpCredentials
 from skolflow.boundary import task
@@ -488,9 +489,15 @@ class _Sending:
 
 @task(name="dnp-send", cache_policy=NO_CACHE, persist_result=False)
 async def send_records(dnp: Dnp, kind: Kind, records: Sequence[Record] | AsyncIterable[Sequence[Record]],
-                       people: dict[str, Person], huvudman: str, run_id: str, database_url: str) -> StepReport:
+                       people: dict[str, Person], huvudman: str, run_id: str, database_url: str) -> quote[StepReport]:
     """Send the step's changed records — a list, or batches as the source is read — and record each one's outcome
-    as DNP answers; the step's report."""
+    as DNP answers; the step's report.
+
+    The report leaves quoted: Prefect walks whatever a task or flow returns, every row of it, for futures and
+    states, at the task's and again at the step subflow's return, and the report holds neither. With
+    :data:`ROWS_SHOWN` rows that held the next step back: from the persons' task ending to the duties step
+    starting took 0.80–0.84 s before, 0.54–0.57 s quoted (first load at 40,000 students).
+    """
     logger = get_run_logger()
     sending = _Sending(kind, people, huvudman, run_id, Ledger.shared(database_url))
     report = sending.report
@@ -518,13 +525,14 @@ async def send_records(dnp: Dnp, kind: Kind, records: Sequence[Record] | AsyncIt
     if report.failed or report.failure:
         report.status = "failed"
         report.failure = report.failure or f"{report.failed} records without a final answer from DNP"
-    return report
+    return quote(report)
 
 
 @task(name="dnp-delete", cache_policy=NO_CACHE, persist_result=False)
 async def delete_records(dnp: Dnp, kind: Kind, ids: list[str], labels: dict[str, str], huvudman: str, run_id: str,
-                         database_url: str) -> StepReport:
-    """Bulk delete what left the source; what DNP confirms is forgotten, so it is not counted as held."""
+                         database_url: str) -> quote[StepReport]:
+    """Bulk delete what left the source; what DNP confirms is forgotten, so it is not counted as held (the report
+    quoted, as :func:`send_records` says why)."""
     ledger = Ledger.shared(database_url)
     report = StepReport(kind)
     calls = _Calls(ledger, run_id, kind)
@@ -567,4 +575,4 @@ async def delete_records(dnp: Dnp, kind: Kind, ids: list[str], labels: dict[str,
     if report.failed:
         report.status = "failed"
         report.failure = report.failure or f"{report.failed} records not deleted"
-    return report
+    return quote(report)
