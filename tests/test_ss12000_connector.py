@@ -149,9 +149,10 @@ async def test_a_reader_that_stops_early_leaves_no_page_request_behind() -> None
     assert pending == []
 
 
-@respx.mock
-async def test_a_large_page_lets_other_work_on_the_loop_go_while_it_is_read() -> None:
-    respx.get(f"{BASE}/persons").mock(return_value=httpx.Response(200, json={"data": [_person(n) for n in range(250)]}))
+async def _turns_while_a_page_is_read(records: int) -> tuple[int, int]:
+    """(records read after the first, turns other work on the loop got meanwhile) for one page of persons."""
+    respx.get(f"{BASE}/persons").mock(
+        return_value=httpx.Response(200, json={"data": [_person(n) for n in range(records)]}))
     turns = 0
 
     async def other_work() -> None:
@@ -168,9 +169,25 @@ async def test_a_large_page_lets_other_work_on_the_loop_go_while_it_is_read() ->
         at_first = turns
         rest = [p async for p in listing]  # the rest of the one page: nothing in this loop waits on anything
         other.cancel()
+    return len(rest), turns - at_first
 
-    assert len(rest) == 249
-    assert turns - at_first >= 2  # a turn every RECORDS_PER_TURN records of the page
+
+@respx.mock
+async def test_a_large_page_gives_other_work_on_the_loop_a_turn_whenever_reading_took_its_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turns are spaced by the time reading took, not by a count of records (a group with its memberships takes
+    ten times a person's): with no time allowed every record gives one, with an hour none does."""
+    from skolflow.connectors.ss12000 import client
+
+    monkeypatch.setattr(client, "TURN_SECONDS", 0.0)
+    read, turns = await _turns_while_a_page_is_read(250)
+    assert read == 249
+    assert turns >= 249
+
+    monkeypatch.setattr(client, "TURN_SECONDS", 3600.0)
+    read, turns = await _turns_while_a_page_is_read(250)
+    assert read == 249
+    assert turns == 0
 
 
 @respx.mock

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -77,9 +78,12 @@ SYSTEM = "ss12000"
 # parallel (the next pageToken comes with the page): 40,000 persons in pages of 100 are 400 round trips one after
 # another, in pages of 1,000 (about 1 MB of JSON) 40 (benchmarks/README.md § DNP provisioning).
 PAGE_SIZE = 1000
-# Validating a page of 1,000 records takes a tenth of a second or more, which the event loop's other work (calls
-# on a rate limit, the other listings) would otherwise wait for: it gets a turn every this many records.
-RECORDS_PER_TURN = 100
+# Validating a page of 1,000 records takes a tenth of a second (persons) to most of a second (groups with their
+# memberships), which the event loop's other work (calls on a rate limit, answers arriving, the other listings)
+# would otherwise wait for. A turn lets it take one step only (reading an answer takes several), so the reader
+# gives it one whenever it has worked this long, however long a record takes: a turn every 100 records left
+# DNP's answers unread for 0.7-1 s while a page of 1,000 groups was read (benchmarks/README.md § DNP provisioning).
+TURN_SECONDS = 0.005
 # The contract sets no limit on a lookup body but answers 503 when "the answer is too big for the
 # server"; 100 values per call keeps each answer small.
 LOOKUP_CHUNK_SIZE = 100
@@ -467,9 +471,11 @@ class SS12000Client:
         judged = [check for check in checks if check is not None]
         seen: set[str] = set()
         async for page in self._page_bodies(path, Page, query):
-            for index, raw in enumerate(page.data, 1):
-                if index % RECORDS_PER_TURN == 0:
+            turn = time.perf_counter() + TURN_SECONDS
+            for raw in page.data:
+                if time.perf_counter() >= turn:
                     await asyncio.sleep(0)
+                    turn = time.perf_counter() + TURN_SECONDS
                 key = _raw_id(raw)
                 if key is not None and key in seen:
                     continue
