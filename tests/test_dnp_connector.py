@@ -59,6 +59,7 @@ from skolflow.connectors.http import HttpSettings, RateLimiter, RetryPolicy
 from skolflow.sandbox.dataset import generate
 from skolflow.sandbox.faults import FaultConfig
 from skolflow.sandbox.runner import SandboxServer, with_faults
+from skolflow.tasks.dnp_steps import describe
 from tests.remote import MOCKED_REMOTE
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "dnp"
@@ -200,6 +201,18 @@ def test_an_eppn_made_of_the_name_is_skolverket_s_warning_3047() -> None:
     found = rules.person_violations(student(edu_person_principal_names=["nilsaga01@edu.sandvik.se"]))
     assert codes(found) == [rules.EPPN_GUIDELINE_WARNING] and found[0].severity == "Warning"
     assert rules.errors(found) == []
+
+
+def test_a_steps_table_shows_an_eppn_masked_as_an_email_address_is() -> None:
+    """An EPPN is often made of the name (the 3047 warning above): the Prefect artifact shows no more of it than
+    of an e-mail address, for a person's row and for the row of a duty that names them."""
+    saga = student(edu_person_principal_names=["saga.nilsson@edu.sandvik.se"])
+    hugo = staff(edu_person_principal_names=["hugo.berg@sandvik.se"])
+    person_row, duty_row = describe(saga, {}), describe(duty(hugo), {hugo.id: hugo})
+    assert person_row["eppn"] == "s***@edu.sandvik.se"
+    assert duty_row["eppn"] == "h***@sandvik.se"
+    shown = json.dumps([person_row, duty_row]).lower()
+    assert not any(name in shown for name in ("saga", "nilsson", "hugo", "berg@"))
 
 
 def test_an_eppn_another_person_holds_is_refused() -> None:

@@ -45,7 +45,7 @@ from skolflow.connectors.dnp.models import Activity as DnpActivity
 from skolflow.connectors.dnp.models import AsynchronousResponse, Duty, Group, LogEntry, Person, RecordResult
 from skolflow.connectors.http import HttpSettings
 from skolflow.errors import sanitise
-from skolflow.identity import mask, mask_text
+from skolflow.identity import mask, mask_email, mask_text
 from skolflow.ledger import ApiCall, Ledger, Outcome, RecordOutcome
 from skolflow.ledger.store import OutcomeRow
 from skolflow.tasks.diff import content_hash
@@ -173,18 +173,23 @@ class StepReport:
                 **({"failure": self.failure} if self.failure else {})}
 
 
+def _eppns(person: Person) -> str:
+    """Masked as an e-mail address is: an EPPN is often made of the person's name (Skolverket's warning 3047)."""
+    return ", ".join(mask_email(eppn) for eppn in person.edu_person_principal_names)
+
+
 def describe(record: Record, people: dict[str, Person]) -> dict[str, str]:
     """The columns seed 003's history shows for a record, masked."""
     if isinstance(record, Person):
         enrolment = (record.enrolments or [None])[0]
         return {"roll": "Elev" if record.enrolments else "Personal", "personnummer": mask(record.civic_no.value),
-                "eppn": ", ".join(record.edu_person_principal_names),
+                "eppn": _eppns(record),
                 "årskurs": str(enrolment.school_year or "") if enrolment else "",
                 "skolform": enrolment.school_type if enrolment else ""}
     if isinstance(record, Duty):
         person = people.get(record.person.id)
         return {"roll": record.duty_role, "personnummer": mask(person.civic_no.value) if person else "",
-                "eppn": ", ".join(person.edu_person_principal_names) if person else "", "skolenhet": record.duty_at.id}
+                "eppn": _eppns(person) if person else "", "skolenhet": record.duty_at.id}
     if isinstance(record, Group):
         return {"namn": record.display_name, "typ": record.group_type, "skolform": record.school_type,
                 "medlemmar": str(len(record.group_memberships or []))}
