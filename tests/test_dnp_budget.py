@@ -293,6 +293,27 @@ def test_remaining_zero_without_a_reset_still_holds_one_interval() -> None:
     assert clock.waits == pytest.approx([1 / 4.5])
 
 
+def test_a_reset_runs_from_the_middle_of_the_calls_round_trip() -> None:
+    """DNP counted the call somewhere between its sending and its answer: an answer that took long does not add
+    the time DNP took to give it to the hold."""
+    clock = Clock()
+    limiter = RateLimiter(4.5, clock=clock, sleep=clock.sleep)
+    clock.now = 10.0
+    limiter.observe(0, 0.3, sent_at=9.6)  # sent 0.4 s ago, counted at 9.8 by the estimate: no call before 10.1
+    asyncio.run(limiter.acquire())
+    assert clock.waits == pytest.approx([0.1])
+
+
+def test_an_answer_to_a_call_counted_before_the_last_one_heard_from_changes_nothing() -> None:
+    clock = Clock()
+    limiter = RateLimiter(4.5, clock=clock, sleep=clock.sleep)
+    clock.now = 10.0
+    limiter.observe(3, 0.5, sent_at=9.9)  # the newer news: three more calls may go
+    limiter.observe(0, 0.9, sent_at=9.5)  # an older call's answer, read after it: that window has moved on
+    asyncio.run(limiter.acquire())
+    assert clock.waits == []
+
+
 # --- tolerant job reads (respx) -----------------------------------------------------------------------------------
 
 
