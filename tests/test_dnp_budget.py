@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -312,6 +313,17 @@ def test_an_answer_to_a_call_counted_before_the_last_one_heard_from_changes_noth
     limiter.observe(0, 0.9, sent_at=9.5)  # an older call's answer, read after it: that window has moved on
     asyncio.run(limiter.acquire())
     assert clock.waits == []
+
+
+def test_a_reset_that_names_a_moment_holds_until_that_moment_however_long_the_answer_took() -> None:
+    clock = Clock()
+    limiter = RateLimiter(4.5, clock=clock, sleep=clock.sleep)
+    clock.now = 10.0
+    moment = f"{time.time() + 100:.3f}"  # an epoch time: 100 s from now, on the wall clock
+    answer = httpx.Response(202, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": moment})
+    limiter.observe_response(answer, sent_at=-100.0)  # the middle of this round trip would be 55 s ago
+    asyncio.run(limiter.acquire())
+    assert len(clock.waits) == 1 and 99.0 < clock.waits[0] <= 100.001  # the header has milliseconds
 
 
 # --- tolerant job reads (respx) -----------------------------------------------------------------------------------

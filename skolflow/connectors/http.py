@@ -104,7 +104,19 @@ def rate_limit_reset_seconds(response: httpx.Response, now: float | None = None)
         return None
     # Either seconds to wait or an epoch timestamp; epoch values are far larger than any wait.
     current = now or time.time()
-    return max(0.0, number - current) if number > 1_000_000_000 else max(0.0, number)
+    return max(0.0, number - current) if _epoch(number) else max(0.0, number)
+
+
+def _epoch(reset: float) -> bool:
+    return reset > 1_000_000_000
+
+
+def _reset_is_a_moment(response: httpx.Response) -> bool:
+    """Whether ``X-RateLimit-Reset`` names a moment (an epoch time), not seconds from when the call was counted."""
+    try:
+        return _epoch(float(response.headers.get("X-RateLimit-Reset") or 0))
+    except ValueError:
+        return False
 
 
 def rate_limit_remaining(response: httpx.Response) -> int | None:
@@ -209,8 +221,10 @@ class RateLimiter:
             self._said += 1
 
     def observe_response(self, response: httpx.Response, *, sent_at: float | None = None) -> None:
-        """:meth:`observe` the ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` of any answer, 2xx included."""
-        self.observe(rate_limit_remaining(response), rate_limit_reset_seconds(response), sent_at=sent_at)
+        """:meth:`observe` the ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` of any answer, 2xx included (a Reset
+        that names a moment is that moment, whenever the call was counted)."""
+        self.observe(rate_limit_remaining(response), rate_limit_reset_seconds(response),
+                     sent_at=None if _reset_is_a_moment(response) else sent_at)
 
 
 @dataclass
