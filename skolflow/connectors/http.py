@@ -198,7 +198,7 @@ class RateLimiter:
         time the server took to answer (a 200 KB write, a job's status of hundreds of records) to every hold: at
         40,000 students the first load took 28 s instead of 27. Counting from the sending was as fast but met
         two 429s in five first loads, since a busy server counts a call later than it was sent; the middle met
-        none in four (benchmarks/README.md § DNP provisioning). Without ``sent_at``, now. An answer to a call
+        none in six (benchmarks/README.md § DNP provisioning). Without ``sent_at``, now. An answer to a call
         counted before the one last heard from is older news and changes nothing.
 
         ``Remaining: 0`` without a usable Reset holds one interval: a window the server says is spent is never
